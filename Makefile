@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make demo   sets up everything, then runs the main job on data that ships offline
+#   make test   sets up the same way, then runs the test suite
+# Both are idempotent: a second run only checks that everything is in place.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STALWART_DATA ?= $(HOME)/.cache/stalwart
+export STALWART_DATA
+# The CPU wheel on this project's build machines; the same pin gives users their platform's build.
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup data demo test lint bench clean
+
+setup: $(STAMP) data
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the package's dependencies change.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+data: $(STAMP)
+	$(BIN)/stalwart datasets --install
+
+demo: setup
+	$(BIN)/stalwart demo
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

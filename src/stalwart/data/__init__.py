@@ -1,0 +1,45 @@
+"""Grouped datasets, their sources and samplers.
+
+>>> from stalwart import data
+>>> splits = data.load("dominoes", spurious_correlation=0.95, seed=0)
+>>> splits.train.group_counts()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stalwart.data import derived, sources  # noqa: F401  (importing registers the sources)
+from stalwart.data.catalog import REQUIRES, SOURCES
+from stalwart.data.core import Batch, GroupedDataset, Splits
+from stalwart.data.loader import iterate_batches
+from stalwart.data.packages import PACKAGES, package
+from stalwart.data.storage import data_home
+
+__all__ = [
+    "PACKAGES",
+    "REQUIRES",
+    "SOURCES",
+    "Batch",
+    "GroupedDataset",
+    "Splits",
+    "data_home",
+    "iterate_batches",
+    "load",
+    "package",
+]
+
+
+def load(name: str, **params: Any) -> Splits:
+    """Load the dataset ``name`` as train/val/test splits; ``params`` go to its source.
+
+    Raises:
+        ConfigError: unknown name or parameter (the closest valid one is suggested), or a
+            parameter of the wrong type or out of range.
+        DataMissingError: a data package the source reads is not installed; the message
+            gives the command that installs it.
+    """
+    SOURCES.get(name)  # fail on a wrong name before checking packages
+    for required in REQUIRES.get(name, ()):
+        package(required).require()
+    return SOURCES.build(name, **params)

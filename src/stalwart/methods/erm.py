@@ -1,0 +1,24 @@
+"""Empirical risk minimisation: the mean cross-entropy over the batch (Vapnik, 1992)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stalwart.data.core import Batch, GroupedDataset
+from stalwart.methods.base import Method
+from stalwart.methods.catalog import METHODS
+
+
+class ERM(Method):
+    """Average cross-entropy, the baseline every robust method is measured against."""
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Mean cross-entropy of ``model`` on ``batch``."""
+        return F.cross_entropy(model(batch.x), batch.y)
+
+
+@METHODS.register("erm")
+def erm(train: GroupedDataset) -> ERM:
+    """Build ERM (it needs nothing from the training data)."""
+    return ERM()

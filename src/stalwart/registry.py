@@ -1,0 +1,95 @@
+"""Named registries of datasets, models and methods.
+
+A registry maps a name to a factory. Looking up a wrong name lists the choices and suggests
+the closest one; building with a wrong keyword names the parameter, suggests the closest
+valid one, and type-checks values through pydantic.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import pydantic
+
+from stalwart.errors import ConfigError, closest
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name → factory table for one kind of thing (``"dataset"``, ``"model"``, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator that adds a factory under ``name``."""
+
+        def add(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = factory
+            return factory
+
+        return add
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Callable[..., T]:
+        """Return the factory registered under ``name``; a wrong name lists the choices."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}{closest(name, self._entries)}; "
+                f"choose from {self.names()}"
+            ) from None
+
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """The keyword parameters a user may set for ``name`` (leading positionals excluded)."""
+        signature = inspect.signature(self.get(name))
+        return {
+            key: p
+            for key, p in signature.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def check_params(self, name: str, params: dict[str, Any]) -> None:
+        """Raise ``ConfigError`` if ``params`` holds a key the factory does not take."""
+        allowed = self.parameters(name)
+        for key in params:
+            if key not in allowed:
+                raise ConfigError(
+                    f"{self.kind} {name!r} has no parameter {key!r}{closest(key, allowed)}; "
+                    f"its parameters are {sorted(allowed)}"
+                )
+
+    def build(self, name: str, *args: Any, **params: Any) -> T:
+        """Call the factory for ``name`` with type-checked keyword parameters."""
+        factory = self.get(name)
+        self.check_params(name, params)
+        checked = pydantic.validate_call(config={"arbitrary_types_allowed": True})(factory)
+        try:
+            return checked(*args, **params)
+        except pydantic.ValidationError as error:
+            raise ConfigError(describe_validation_error(error, f"{self.kind} {name!r}")) from None
+
+
+def describe_validation_error(error: pydantic.ValidationError, where: str) -> str:
+    """Turn a pydantic error into 'where: parameter 'x' must be ...; got ...' lines."""
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{where}: parameter {location!r}: {item['msg']}; got {item.get('input')!r}")
+    return "\n".join(lines)

@@ -1,0 +1,222 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from stalwart import fit, models
+from stalwart.config import TrainConfig
+from stalwart.engine import TrainingDiverged, evaluate
+from stalwart.errors import CheckpointError, ConfigError
+from stalwart.methods import Method
+
+SETTINGS = dict(epochs=4, batch_size=16, lr=0.05, optimizer="sgd", progress=False)
+
+
+def new_model(seed=0, **params):
+    torch.manual_seed(seed)
+    return models.build("mlp", ((1, 8, 8), 2), hidden=[16], dropout=0.1, **params)
+
+
+def without_time(history):
+    return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in history]
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_fit_learns_and_selects_by_worst_group(tiny_splits):
+    result = fit(new_model(), "erm", tiny_splits, **SETTINGS)
+    worst = [r["val"]["worst_group_accuracy"] for r in result.history]
+    assert result.best_epoch == 1 + worst.index(max(worst))
+    assert evaluate(result.model, tiny_splits.train).accuracy > 0.9
+    assert result.best_val.worst_group_accuracy == max(worst)
+
+
+def test_select_last_keeps_final_epoch(tiny_splits):
+    result = fit(new_model(), "erm", tiny_splits, select="last", **SETTINGS)
+    assert result.best_epoch == SETTINGS["epochs"]
+
+
+def test_same_seed_same_result_bit_for_bit(tiny_splits):
+    a = fit(new_model(), "erm", tiny_splits, seed=3, **SETTINGS)
+    b = fit(new_model(), "erm", tiny_splits, seed=3, **SETTINGS)
+    c = fit(new_model(), "erm", tiny_splits, seed=4, **SETTINGS)
+    assert same_weights(a.model, b.model)
+    assert without_time(a.history) == without_time(b.history)
+    assert not same_weights(a.model, c.model)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_splits, tmp_path):
+    settings = {**SETTINGS, "schedule": "cosine", "select": "worst_group_accuracy"}
+    full = fit(new_model(), "erm", tiny_splits, run_dir=tmp_path / "full", **settings)
+
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(
+            new_model(),
+            "erm",
+            tiny_splits,
+            run_dir=tmp_path / "cut",
+            on_epoch_end=stop_after_two,
+            **settings,
+        )
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    # A different initialisation proves the weights come from the checkpoint.
+    resumed = fit(
+        new_model(seed=9), "erm", tiny_splits, run_dir=tmp_path / "cut", resume=True, **settings
+    )
+    assert same_weights(full.model, resumed.model)
+    assert resumed.best_epoch == full.best_epoch
+    assert without_time(resumed.history) == without_time(full.history)
+    on_disk = [
+        json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert without_time(on_disk) == without_time(full.history)
+
+
+def test_resume_drops_a_metrics_line_written_after_the_last_checkpoint(tiny_splits, tmp_path):
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(
+            new_model(),
+            "erm",
+            tiny_splits,
+            run_dir=tmp_path,
+            on_epoch_end=stop_after_two,
+            **SETTINGS,
+        )
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"epoch": 3, "train_loss": 1.0}\n{"epo')
+    result = fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, resume=True, **SETTINGS)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+
+
+def test_existing_run_is_not_overwritten_without_resume(tiny_splits, tmp_path):
+    fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, **{**SETTINGS, "epochs": 1})
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds"):
+        fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, **SETTINGS)
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_resume_with_other_settings_is_refused(tiny_splits, tmp_path):
+    fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, **{**SETTINGS, "epochs": 1})
+    with pytest.raises(CheckpointError, match="lr"):
+        fit(
+            new_model(),
+            "erm",
+            tiny_splits,
+            run_dir=tmp_path,
+            resume=True,
+            **{**SETTINGS, "lr": 0.5},
+        )
+
+
+def test_corrupt_checkpoint_gives_clear_error(tiny_splits, tmp_path):
+    fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, **SETTINGS)
+    last = tmp_path / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, resume=True, **SETTINGS)
+
+
+def test_checkpoint_of_another_model_gives_clear_error(tiny_splits, tmp_path):
+    fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, **SETTINGS)
+    torch.manual_seed(0)
+    other = models.build("mlp", ((1, 8, 8), 2), hidden=[32])
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        fit(other, "erm", tiny_splits, run_dir=tmp_path, resume=True, **SETTINGS)
+
+
+class NaNLoss(Method):
+    def loss(self, model, batch):
+        return model(batch.x).sum() * float("nan")
+
+
+def test_diverging_loss_raises_and_keeps_the_last_good_checkpoint(tiny_splits, tmp_path):
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        fit(new_model(), NaNLoss(), tiny_splits, run_dir=tmp_path, **SETTINGS)
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+def test_unknown_or_invalid_setting_is_named(tiny_splits):
+    with pytest.raises(ConfigError, match="did you mean 'epochs'"):
+        fit(new_model(), "erm", tiny_splits, epoch=3)
+    with pytest.raises(ConfigError, match="lr"):
+        fit(new_model(), "erm", tiny_splits, lr=-1.0)
+    with pytest.raises(ConfigError, match="unknown method 'ermm'.*choose from"):
+        fit(new_model(), "ermm", tiny_splits)
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [("constant", [0.1, 0.1, 0.1, 0.1]), ("step", [0.1, 0.1, 0.01, 0.01])],
+)
+def test_learning_rate_schedules(tiny_splits, schedule, expected):
+    cfg = TrainConfig(**{**SETTINGS, "lr": 0.1, "schedule": schedule, "step_size": 2})
+    result = fit(new_model(), "erm", tiny_splits, cfg)
+    assert [round(r["lr"], 6) for r in result.history] == expected
+
+
+def test_cosine_schedule_decreases(tiny_splits):
+    result = fit(new_model(), "erm", tiny_splits, schedule="cosine", **SETTINGS)
+    lrs = [r["lr"] for r in result.history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1]
+
+
+def test_adam_and_weight_decay_train(tiny_splits):
+    for optimizer in ("adam", "adamw"):
+        result = fit(
+            new_model(),
+            "erm",
+            tiny_splits,
+            **{**SETTINGS, "optimizer": optimizer, "lr": 0.01, "weight_decay": 1e-3},
+        )
+        assert all(r["train_loss"] == r["train_loss"] for r in result.history)
+
+
+def test_model_without_trainable_parameters_is_rejected(tiny_splits):
+    frozen = new_model()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(frozen, "erm", tiny_splits, **SETTINGS)
+
+
+def test_bf16_autocast_on_cpu_when_asked(tiny_splits):
+    result = fit(new_model(), "erm", tiny_splits, precision="bf16", **SETTINGS)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] + 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_training(tiny_splits):
+    result = fit(new_model(), "erm", tiny_splits, device="cuda", **SETTINGS)
+    assert next(result.model.parameters()).is_cuda
+
+
+def test_evaluate_matches_manual_count(tiny_splits):
+    model = new_model()
+    metrics = evaluate(model, tiny_splits.test, weights_from=tiny_splits.train)
+    with torch.no_grad():
+        model.eval()
+        predictions = model(tiny_splits.test.x).argmax(1)
+    assert metrics.accuracy == pytest.approx(
+        (predictions == tiny_splits.test.y).float().mean().item()
+    )
+    assert sum(metrics.group_counts) == len(tiny_splits.test)
+    assert metrics.weighted_accuracy is not None
+    assert isinstance(model, nn.Module)
