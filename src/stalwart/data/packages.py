@@ -80,8 +80,9 @@ def _install_fashion_mnist() -> None:
             f"    {_apt_command()}\nor copy the four Fashion-MNIST IDX files into "
             f"{data_home() / 'fashion_mnist'}"
         )
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True, env=env)
 
 
 def _npm_command() -> str:
