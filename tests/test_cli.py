@@ -148,11 +148,15 @@ def test_missing_data_package_exits_2_with_install_command(monkeypatch, tmp_path
 
 
 def test_shipped_recipes_are_valid_configs():
-    from stalwart.config import load_config
+    from pathlib import Path
 
-    assert "erm_dominoes" in recipes()
+    from stalwart.experiments.configs import load_experiment
+
+    assert {"erm_dominoes", "compare_dominoes"} <= set(recipes())
     for name in recipes():
-        load_config(recipe_path(name))
+        load_experiment(recipe_path(name))
+        # Every recipe is also reachable as examples/<name>.yaml.
+        assert Path("examples", f"{name}.yaml").resolve() == recipe_path(name).resolve()
 
 
 @pytest.mark.data("mnist", "fashion_mnist")

@@ -14,8 +14,14 @@ CONFIG = {
     "name": "killed",
     "data": {"name": "toy_spurious", "n": 2000, "core_dim": 20, "spurious_dim": 20},
     "model": {"name": "mlp", "hidden": [256, 256], "dropout": 0.1},
-    "train": {"epochs": 6, "batch_size": 16, "optimizer": "sgd", "lr": 0.01,
-              "schedule": "cosine", "progress": False},
+    "train": {
+        "epochs": 6,
+        "batch_size": 16,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "schedule": "cosine",
+        "progress": False,
+    },
 }
 
 
@@ -23,7 +29,9 @@ def start(config_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "stalwart.cli", "run", str(config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
 
 

@@ -63,14 +63,78 @@ def _print_epoch(record: dict[str, Any]) -> None:
     )
 
 
-def _run_config(config_path: Path, overrides: list[str], out: Path | None) -> None:
-    from stalwart.config import load_config
-    from stalwart.experiments import run
-    from stalwart.report import group_table
+def _run_experiment(config_path: Path, overrides: list[str], out: Path | None) -> None:
+    from stalwart.config import RunConfig
+    from stalwart.experiments.configs import load_experiment
 
     if out is not None:
         overrides = [*overrides, f"out={out}"]
-    config = load_config(config_path, overrides)
+    config = load_experiment(config_path, overrides)
+    if isinstance(config, RunConfig):
+        _run_one(config)
+    elif config.kind == "compare":
+        _compare(config)
+    elif config.kind == "sweep":
+        _sweep(config)
+    else:
+        _overparam(config)
+
+
+def _print_finished(job: Any, summary: Any) -> None:
+    test = summary.metrics["test"]
+    seed = job.config.train.seed
+    how = "reused" if summary.reused else f"{summary.seconds:.0f}s"
+    console.print(
+        f"  {job.label or job.config.name} seed {seed}: test acc {100 * test.accuracy:.1f}%  "
+        f"worst group {100 * test.worst_group_accuracy:.1f}%  ({how})",
+        highlight=False,
+    )
+
+
+def _compare(config: Any) -> None:
+    from stalwart.experiments.compare import compare, rich_table
+
+    runs = len(config.methods) * len(config.seeds)
+    console.print(
+        f"[bold]{config.name}[/]: {len(config.methods)} methods × {len(config.seeds)} "
+        f"seeds = {runs} runs on {config.data.name} → {config.root()}"
+    )
+    table = compare(config, on_done=_print_finished)
+    console.print(
+        rich_table(
+            table,
+            f"{config.name}: test accuracy, mean ± std over seeds; each "
+            f"method selected by val {config.train.select}",
+        )
+    )
+    console.print(f"per-group chart: {config.root() / 'per_group_accuracy.png'}")
+
+
+def _sweep(config: Any) -> None:
+    from stalwart.experiments.sweep import rich_table, sweep, trials
+
+    console.print(
+        f"[bold]{config.name}[/]: {len(trials(config))} configurations × "
+        f"{len(config.seeds)} seeds → {config.root()}"
+    )
+    result = sweep(config, on_done=_print_finished)
+    console.print(rich_table(result, f"{config.name}: selected by mean val {config.select}"))
+
+
+def _overparam(config: Any) -> None:
+    from stalwart.experiments.overparam import format_table, run_overparam
+
+    console.print(
+        f"[bold]{config.name}[/]: random features on toy_spurious, N = {config.n_features}"
+    )
+    records = run_overparam(config)
+    console.print(format_table(records))
+
+
+def _run_one(config: Any) -> None:
+    from stalwart.experiments import run
+    from stalwart.report import group_table
+
     console.print(
         f"[bold]{config.name}[/]: {config.data.name} · {config.model.name} · "
         f"{config.method.name} → {config.run_dir()}"
@@ -88,7 +152,7 @@ def _run_config(config_path: Path, overrides: list[str], out: Path | None) -> No
 @friendly_errors
 def run(
     config: Annotated[
-        Path, typer.Argument(help="A YAML run config, e.g. examples/erm_dominoes.yaml.")
+        Path, typer.Argument(help="A YAML config (kind: run, compare, sweep or overparam).")
     ],
     set_: Annotated[
         list[str] | None,
@@ -96,8 +160,11 @@ def run(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>).")] = None,
 ) -> None:
-    """Train and evaluate one config; rerunning it resumes or shows the finished run."""
-    _run_config(config, set_ or [], out)
+    """Run a config: one training run, a comparison, a sweep or a study.
+
+    Rerunning a config resumes what was interrupted and reuses what finished.
+    """
+    _run_experiment(config, set_ or [], out)
 
 
 @app.command()
@@ -106,11 +173,11 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
 ) -> None:
-    """The main job: ERM on dominoes with its per-group table (worst group far below average)."""
+    """The main job: ERM, JTT, group DRO, SUBG, RWG and DFR on dominoes, 3 seeds, one table."""
     from stalwart.experiments import recipe_path
 
     overrides = [f"train.epochs={epochs}"] if epochs is not None else []
-    _run_config(recipe_path("erm_dominoes"), overrides, out)
+    _run_experiment(recipe_path("compare_dominoes"), overrides, out)
 
 
 @app.command()
@@ -122,6 +189,7 @@ def datasets(
 ) -> None:
     """Each dataset, whether its data is present, and the command that installs it if not."""
     from stalwart.data import PACKAGES, REQUIRES, SOURCES, data_home
+    from stalwart.data.sources.local_copies import LOCAL_COPY, local_copy_status
 
     failures = []
     if install:
@@ -137,7 +205,13 @@ def datasets(
     table.add_column("needs")
     table.add_column("present")
     missing_packages = {name for name, p in PACKAGES.items() if p.locate() is None}
+    local_notes = []
     for name in SOURCES.names():
+        if name in LOCAL_COPY:
+            found, note = local_copy_status(name)
+            table.add_row(name, "your local copy", "[green]yes[/]" if found else "[yellow]no[/]")
+            local_notes += [] if found else [f"{name}: {note}"]
+            continue
         needs = REQUIRES.get(name, ())
         missing = [n for n in needs if n in missing_packages]
         table.add_row(
@@ -146,6 +220,8 @@ def datasets(
             f"[red]no: {', '.join(missing)} missing[/]" if missing else "[green]yes[/]",
         )
     console.print(table)
+    for note in local_notes:
+        console.print(note, soft_wrap=True, highlight=False)
     if missing_packages:
         # Outside the table, so that a narrow terminal never breaks a command across lines.
         console.print("To install what is missing (or run `stalwart datasets --install`):")

@@ -83,6 +83,7 @@ class RunConfig(StrictModel):
     ``train.seed`` is the run's one seed; ``data.seed`` defaults to it.
     """
 
+    kind: Literal["run"] = "run"
     name: str = "run"
     data: ComponentConfig
     model: ComponentConfig
@@ -114,11 +115,16 @@ def parse_config(raw: Any, source: str = "config") -> RunConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML config, apply ``key.sub=value`` overrides, validate.
+    """Read a YAML run config, apply ``key.sub=value`` overrides, validate.
 
     Raises:
         ConfigError: missing file, invalid YAML, unknown key, wrong type or value.
     """
+    return parse_config(read_config_file(path, overrides), str(path))
+
+
+def read_config_file(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """The mapping in a YAML file, with ``key.sub=value`` overrides applied (not validated)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -132,7 +138,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
     for override in overrides:
         apply_override(raw, override)
-    return parse_config(raw, str(path))
+    return raw
 
 
 def apply_override(raw: dict, override: str) -> None:
@@ -144,23 +150,30 @@ def apply_override(raw: dict, override: str) -> None:
         value = read_yaml(text)
     except yaml.YAMLError:
         value = text
+    set_key(raw, key, value)
+
+
+def set_key(raw: dict, dotted: str, value: Any) -> None:
+    """Set ``raw[a][b] = value`` for ``dotted = "a.b"``, creating sections as needed."""
     node = raw
-    *parents, leaf = key.split(".")
+    *parents, leaf = dotted.split(".")
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+            raise ConfigError(f"cannot set {dotted}: {part!r} is a value, not a section")
         node = child
     node[leaf] = value
 
 
-def describe(error: pydantic.ValidationError, source: str) -> str:
+def describe(
+    error: pydantic.ValidationError, source: str, root: type[BaseModel] | None = None
+) -> str:
     """Readable lines for a pydantic error, with the closest valid key for unknown ones."""
     lines = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
-            section = _section_model(item["loc"][:-1])
+            section = _section_model(item["loc"][:-1], root or RunConfig)
             valid = list(section.model_fields) if section else []
             hint = closest(str(item["loc"][-1]), valid)
             lines.append(f"{source}: unknown key {location!r}{hint}; valid keys: {valid}")
@@ -171,8 +184,7 @@ def describe(error: pydantic.ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _section_model(path: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = RunConfig
+def _section_model(path: tuple, model: type[BaseModel]) -> type[BaseModel] | None:
     for part in path:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
@@ -184,12 +196,15 @@ def _section_model(path: tuple) -> type[BaseModel] | None:
 
 def _check_components(config: RunConfig, source: str) -> None:
     from stalwart.data import SOURCES
-    from stalwart.methods import METHODS
+    from stalwart.methods import registry_of
     from stalwart.models import MODELS
 
-    for section, registry in (("data", SOURCES), ("model", MODELS), ("method", METHODS)):
+    for section in ("data", "model", "method"):
         component: ComponentConfig = getattr(config, section)
         try:
+            registry = {"data": SOURCES, "model": MODELS}.get(section) or registry_of(
+                component.name
+            )
             registry.check_params(component.name, component.params)
         except ConfigError as error:
             raise ConfigError(f"{source}: {section}: {error}") from None

@@ -8,6 +8,7 @@ valid one, and type-checks values through pydantic.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -66,7 +67,10 @@ class Registry(Generic[T]):
         }
 
     def check_params(self, name: str, params: dict[str, Any]) -> None:
-        """Raise ``ConfigError`` if ``params`` holds a key the factory does not take."""
+        """Raise ``ConfigError`` on a key the factory does not take or a value of a wrong type.
+
+        Runs call this before building anything, so that a mistake fails before work starts.
+        """
         allowed = self.parameters(name)
         for key in params:
             if key not in allowed:
@@ -74,6 +78,19 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} has no parameter {key!r}{closest(key, allowed)}; "
                     f"its parameters are {sorted(allowed)}"
                 )
+        hints = typing.get_type_hints(self.get(name))
+        fields = {
+            key: (hints.get(key, Any), p.default if p.default is not p.empty else ...)
+            for key, p in allowed.items()
+        }
+        schema = pydantic.create_model(
+            f"{name}_parameters", __config__=pydantic.ConfigDict(arbitrary_types_allowed=True),
+            **fields,
+        )  # fmt: skip
+        try:
+            schema.model_validate(params)
+        except pydantic.ValidationError as error:
+            raise ConfigError(describe_validation_error(error, f"{self.kind} {name!r}")) from None
 
     def build(self, name: str, *args: Any, **params: Any) -> T:
         """Call the factory for ``name`` with type-checked keyword parameters."""

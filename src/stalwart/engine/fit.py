@@ -95,7 +95,8 @@ def fit(
         method: a ``Method`` or a registered method name such as ``"erm"``.
         data: train, val and test splits; val drives selection, test is never touched.
         cfg: training settings; keyword ``overrides`` (``epochs=10, lr=1e-3``) update it.
-        sampler: the epoch's visiting order; default: every example once, shuffled.
+        sampler: the epoch's visiting order; default: the method's own (``method.sampler``),
+            else every example once, shuffled.
         run_dir: if given, ``metrics.jsonl`` and checkpoints are written there.
         resume: continue from ``run_dir``'s last checkpoint, if there is one.
         on_epoch_end: called with each epoch's record after it is saved.
@@ -135,6 +136,7 @@ def fit(
         else:
             run.start()
 
+    sampler = sampler or method.sampler(cfg.seed) or shuffled
     autocast = autocast_for(device, cfg.precision)
     first_epoch = len(history) + 1
     with TrainingProgress(cfg.epochs, cfg.progress) as progress:
@@ -142,8 +144,8 @@ def fit(
         for epoch in range(first_epoch, cfg.epochs + 1):
             started = time.perf_counter()
             train_loss = _train_one_epoch(
-                model, method, data.train, optimizer, autocast, device, cfg, epoch,
-                sampler or shuffled, progress,
+                model, method, data.train, optimizer, autocast, device, cfg, epoch, sampler,
+                progress,
             )  # fmt: skip
             if device.type == "cuda":
                 torch.cuda.synchronize()  # so train_seconds measures the work, not its queueing
@@ -207,7 +209,7 @@ def _resolve_config(cfg: TrainConfig | None, overrides: dict[str, Any]) -> Train
     try:
         return TrainConfig.model_validate({**base, **overrides})
     except pydantic.ValidationError as error:
-        raise ConfigError(describe(error, "fit()")) from None
+        raise ConfigError(describe(error, "fit()", TrainConfig)) from None
 
 
 def _train_one_epoch(

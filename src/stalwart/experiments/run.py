@@ -35,6 +35,7 @@ class RunSummary:
     best_epoch: int
     metrics: dict[str, GroupMetrics]  # "val", "test" and any extra evaluation sets
     seconds: float
+    group_labels: str = "no"  # whether training read group ids: "no", "yes", "validation set"
     resumed_from: int = 0  # epochs already done when this call started
     reused: bool = False  # the run had finished before; nothing was trained
 
@@ -44,6 +45,7 @@ class RunSummary:
             "name": config.name,
             "best_epoch": self.best_epoch,
             "seconds": self.seconds,
+            "group_labels": self.group_labels,
             "metrics": {split: m.as_dict() for split, m in self.metrics.items()},
         }
 
@@ -54,9 +56,19 @@ def resolved(config: RunConfig) -> dict[str, Any]:
 
 
 def run(
-    config: RunConfig, on_epoch_end: Callable[[dict[str, Any]], None] | None = None
+    config: RunConfig,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    shared_dir: Path | None = None,
+    reuse: dict[str, Path] | None = None,
 ) -> RunSummary:
     """Train and evaluate ``config`` in its run directory (resuming or reusing if there).
+
+    Args:
+        config: the run.
+        on_epoch_end: called with each epoch's record (of every stage).
+        shared_dir: where multi-stage methods keep stages that other runs may reuse.
+        reuse: finished runs a multi-stage method may build on, by method name.
 
     Raises:
         CheckpointError: the run directory holds a different config or damaged files.
@@ -70,28 +82,47 @@ def run(
 
     started = time.perf_counter()
     splits = data.load(config.data.name, **config.data_params())
-    torch.manual_seed(config.train.seed)  # the model's initial weights
-    model = models.build(config.model.name, splits.train, **config.model.params)
-    method = methods.build(config.method.name, splits.train, **config.method.params)
-    # Only now, with everything built, does the run directory receive anything.
+
+    def build_model() -> torch.nn.Module:
+        torch.manual_seed(config.train.seed)  # the model's initial weights
+        return models.build(config.model.name, splits.train, **config.model.params)
+
+    model = build_model()
+    staged = methods.registry_of(config.method.name) is methods.STAGED
+    method = (
+        None if staged else methods.build(config.method.name, splits.train, **config.method.params)
+    )
+    # Only now, with everything built and checked, does the run directory receive anything.
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "config.yaml"
     if not config_file.exists():
         atomic_write_text(config_file, yaml.safe_dump(resolved(config), sort_keys=False))
 
-    result = fit(
-        model, method, splits, config.train, run_dir=run_dir, resume=True,
-        on_epoch_end=on_epoch_end,
-    )  # fmt: skip
-    evaluated = {"val": result.best_val}
-    for name, dataset in {"test": splits.test, **splits.extra}.items():
+    if staged:
+        context = methods.StageContext(
+            splits, build_model, config.train, run_dir=run_dir, shared_dir=shared_dir,
+            identity={"data": config.data_params(), "data_name": config.data.name,
+                      "model": config.model.model_dump()},
+            reuse=reuse or {}, on_epoch_end=on_epoch_end,
+        )  # fmt: skip
+        result = methods.STAGED.build(config.method.name, context, **config.method.params)
+        group_labels = getattr(methods.STAGED.get(config.method.name), "group_labels", "no")
+    else:
+        result = fit(
+            model, method, splits, config.train, run_dir=run_dir, resume=True,
+            on_epoch_end=on_epoch_end,
+        )  # fmt: skip
+        group_labels = "yes" if method.uses_group_labels else "no"
+    # Evaluated afresh: a staged method (DFR) may have changed the model after selection.
+    evaluated = {}
+    for name, dataset in splits.evaluation_sets().items():
         evaluated[name] = evaluate(
             result.model, dataset, weights_from=splits.train,
             batch_size=config.train.eval_batch_size, precision=config.train.precision,
         )  # fmt: skip
     summary = RunSummary(
         run_dir, result.best_epoch, evaluated, round(time.perf_counter() - started, 2),
-        resumed_from=previous_epochs,
+        group_labels=group_labels, resumed_from=previous_epochs,
     )  # fmt: skip
     write_json(summary_file, summary.as_dict(config))
     return summary
@@ -143,5 +174,6 @@ def _reuse(summary_file: Path) -> RunSummary:
             f"{summary_file} is damaged ({error}); delete it to re-evaluate"
         ) from None
     return RunSummary(
-        summary_file.parent, stored["best_epoch"], metrics, stored["seconds"], reused=True
-    )
+        summary_file.parent, stored["best_epoch"], metrics, stored["seconds"],
+        group_labels=stored.get("group_labels", "no"), reused=True,
+    )  # fmt: skip

@@ -13,10 +13,27 @@ from abc import ABC, abstractmethod
 from torch import Tensor, nn
 
 from stalwart.data.core import Batch
+from stalwart.data.samplers import Sampler
 
 
 class Method(nn.Module, ABC):
-    """A training objective: ``loss(model, batch)`` returns a scalar to minimise."""
+    """A training objective: ``loss(model, batch)`` returns a scalar to minimise.
+
+    Attributes:
+        uses_group_labels: whether training reads group ids (every method may use validation
+            groups for model selection; this flag is about the training data).
+    """
+
+    uses_group_labels: bool = False
+
+    def sampler(self, seed: int) -> Sampler | None:
+        """The order in which epochs visit the training data; None: shuffle every example.
+
+        Args:
+            seed: the run's seed, for samplers that draw something once (a fixed subsample)
+                and must draw the same thing when a run resumes.
+        """
+        return None
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:

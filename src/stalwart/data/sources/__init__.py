@@ -1,3 +1,12 @@
 """Data sources, one file per family; importing this package registers them all."""
 
-from stalwart.data.sources import images, sklearn_bundled, synthetic  # noqa: F401
+from stalwart.data.sources import (  # noqa: F401
+    celeba,
+    civilcomments,
+    images,
+    multinli,
+    sklearn_bundled,
+    synthetic,
+    tabular,
+    waterbirds,
+)

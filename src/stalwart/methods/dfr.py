@@ -1,0 +1,159 @@
+"""Deep Feature Reweighting (DFR): retrain only the last layer on group-balanced held-out data.
+
+Kirichenko, Izmailov and Wilson, "Last Layer Re-Training is Sufficient for Robustness to
+Spurious Correlations", ICLR 2023 (arXiv 2204.02937), the DFR^Tr_Val variant:
+
+1. Train ERM (the base); freeze it and take penultimate features (``model.features``).
+2. Standardise the validation features; fit ℓ1-regularised logistic regression (liblinear) on
+   group-balanced subsets of the validation set. The inverse strength C is tuned on one half
+   of the validation set and scored by worst-group accuracy on the other half.
+3. Refit with the chosen C on ``refits`` fresh group-balanced subsets of the whole validation
+   set, average the coefficients and intercepts, and write them into the model's head (the
+   standardisation folded in), so the result is an ordinary model.
+
+Training groups are not used; validation group labels are, for balancing and tuning. The
+validation set then trained the head, so report test metrics for DFR, not validation ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from stalwart.data.core import GroupedDataset
+from stalwart.data.loader import iterate_batches
+from stalwart.engine.checkpoint import write_json
+from stalwart.engine.fit import FitResult, fit
+from stalwart.errors import ConfigError
+from stalwart.methods.catalog import STAGED
+from stalwart.methods.erm import ERM
+from stalwart.methods.stages import StageContext, locked
+from stalwart.metrics.group import group_accuracy, worst_group_accuracy
+
+DEFAULT_C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
+
+
+@torch.no_grad()
+def penultimate_features(
+    model: nn.Module, dataset: GroupedDataset, batch_size: int = 1024
+) -> np.ndarray:
+    """``model.features`` of every example, as a float64 array."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = [
+        model.features(b.x.to(device)).double().cpu() for b in iterate_batches(dataset, batch_size)
+    ]
+    return torch.cat(chunks).numpy()
+
+
+def balanced_subset(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Positions of a random subset holding every present group as often as the rarest one."""
+    present = np.unique(groups)
+    smallest = min(int((groups == g).sum()) for g in present)
+    chosen = [rng.choice(np.flatnonzero(groups == g), smallest, replace=False) for g in present]
+    return np.sort(np.concatenate(chosen))
+
+
+def _fit_head(features: np.ndarray, labels: np.ndarray, c: float, seed: int) -> LogisticRegression:
+    # l1_ratio=1 is the pure ℓ1 penalty (scikit-learn ≥ 1.8 spells it this way).
+    return LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", random_state=seed).fit(
+        features, labels
+    )
+
+
+def _worst_group(
+    model: LogisticRegression, x: np.ndarray, y: np.ndarray, g: np.ndarray, n_groups: int
+) -> float:
+    per_group, _ = group_accuracy(
+        torch.from_numpy(model.predict(x)), torch.from_numpy(y), torch.from_numpy(g), n_groups
+    )
+    return worst_group_accuracy(per_group)
+
+
+def write_head(
+    head: nn.Linear,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    scaler: StandardScaler,
+    classes: np.ndarray,
+) -> None:
+    """Set ``head`` to the logistic regression on standardised features, in raw feature units.
+
+    For standardised features ``(f − μ)/σ`` the scores are ``W(f − μ)/σ + b``; so the head gets
+    ``W/σ`` and ``b − W·μ/σ``. A binary regression's single score becomes the logit of class 1
+    (class 0's logit is 0), which gives the same predictions and probabilities.
+    """
+    scale = coef / scaler.scale_
+    bias = intercept - scale @ scaler.mean_
+    weight = torch.zeros_like(head.weight, dtype=torch.float64)
+    offset = torch.zeros(head.out_features, dtype=torch.float64)
+    rows = [int(classes[1])] if len(classes) == 2 else [int(c) for c in classes]
+    for row, w, b in zip(rows, scale, bias, strict=True):
+        weight[row], offset[row] = torch.from_numpy(w), float(b)
+    with torch.no_grad():
+        head.weight.copy_(weight.to(head.weight.dtype))
+        if head.bias is None:
+            raise ConfigError("method 'dfr' needs a head with a bias")
+        head.bias.copy_(offset.to(head.bias.dtype))
+
+
+@STAGED.register("dfr")
+def dfr(
+    context: StageContext,
+    *,
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID,
+    refits: int = 20,
+) -> FitResult:
+    """DFR^Tr_Val: ERM base, then an ℓ1 logistic head fit on group-balanced validation data."""
+    if refits < 1 or not c_grid or min(c_grid) <= 0:
+        raise ConfigError(
+            f"method 'dfr': refits must be >= 1 and c_grid positive; got {refits}, {c_grid}"
+        )
+    base_dir = context.reuse.get("erm") or context.stage_dir("dfr-base", context.train)
+    with locked(base_dir if "erm" not in context.reuse else None):
+        base = fit(
+            context.build_model(), ERM(), context.splits, context.train, run_dir=base_dir,
+            resume=True, on_epoch_end=context.on_epoch_end,
+        )  # fmt: skip
+    model, val = base.model, context.splits.val
+    features = penultimate_features(model, val, context.train.eval_batch_size)
+    labels, groups = val.y.cpu().numpy(), val.group.cpu().numpy()
+    if len(np.unique(labels)) < 2:
+        raise ConfigError("method 'dfr' needs at least two classes in the validation set")
+    scaler = StandardScaler().fit(features)
+    x = scaler.transform(features)
+    rng = np.random.default_rng(context.train.seed)
+
+    halves = np.array_split(rng.permutation(len(labels)), 2)
+    scores = {}
+    for c in c_grid:
+        tune = halves[0][balanced_subset(groups[halves[0]], rng)]
+        head = _fit_head(x[tune], labels[tune], c, context.train.seed)
+        scores[c] = _worst_group(
+            head, x[halves[1]], labels[halves[1]], groups[halves[1]], val.n_groups
+        )
+    best_c = max(c_grid, key=lambda c: (scores[c], -c))  # ties: the stronger penalty
+
+    coefs, intercepts, classes = [], [], None
+    for _ in range(refits):
+        chosen = balanced_subset(groups, rng)
+        head = _fit_head(x[chosen], labels[chosen], best_c, context.train.seed)
+        coefs.append(head.coef_)
+        intercepts.append(head.intercept_)
+        classes = head.classes_
+    write_head(model.head, np.mean(coefs, axis=0), np.mean(intercepts, axis=0), scaler, classes)
+
+    if context.run_dir is not None:
+        record: dict[str, Any] = {"base_dir": base_dir, "c": best_c, "refits": refits}
+        write_json(
+            context.run_dir / "dfr.json", {**record, "held_out_worst_group_accuracy": scores}
+        )
+    return FitResult(model, base.method, base.best_epoch, base.history, context.run_dir)
+
+
+dfr.group_labels = "validation set"  # validation groups balance and tune the new head

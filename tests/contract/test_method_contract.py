@@ -1,0 +1,67 @@
+"""Every registered method, one-stage or staged, trains on tiny data through the same engine."""
+
+import math
+
+import pytest
+import torch
+
+from stalwart import fit, models
+from stalwart.config import TrainConfig
+from stalwart.data import Batch
+from stalwart.methods import METHODS, STAGED, Method, StageContext, build
+
+SETTINGS = dict(epochs=2, batch_size=16, lr=0.05, optimizer="sgd", progress=False)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_one_stage_method_contract(name, tiny_splits):
+    method = build(name, tiny_splits.train)
+    assert isinstance(method, Method)
+    torch.manual_seed(0)
+    model = models.build("mlp", tiny_splits.train, hidden=[8])
+    batch = Batch(
+        *(
+            t[:16]
+            for t in (
+                tiny_splits.train.x,
+                tiny_splits.train.y,
+                tiny_splits.train.group,
+                tiny_splits.train.index,
+            )
+        )
+    )
+    loss = method.loss(model, batch)
+    assert loss.ndim == 0 and math.isfinite(loss.item())
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    sampler = method.sampler(seed=0)
+    if sampler is not None:
+        order = sampler(tiny_splits.train, torch.Generator().manual_seed(0))
+        assert (
+            order.dtype == torch.long and order.min() >= 0 and order.max() < len(tiny_splits.train)
+        )
+    result = fit(model, method, tiny_splits, **SETTINGS)
+    assert all(math.isfinite(r["train_loss"]) for r in result.history)
+    assert isinstance(method.uses_group_labels, bool)
+
+
+@pytest.mark.parametrize("name", STAGED.names())
+def test_staged_method_contract(name, tiny_splits, tmp_path):
+    def build_model():
+        torch.manual_seed(0)
+        return models.build("mlp", tiny_splits.train, hidden=[8])
+
+    context = StageContext(
+        tiny_splits, build_model, TrainConfig(**SETTINGS), run_dir=tmp_path / "run"
+    )
+    result = STAGED.build(name, context)
+    assert result.model(tiny_splits.test.x).shape == (len(tiny_splits.test), 2)
+    assert STAGED.get(name).group_labels in ("no", "yes", "validation set")
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists() or name == "dfr"
+
+
+@pytest.mark.parametrize("name", [*METHODS.names(), *STAGED.names()])
+def test_every_method_parameter_is_keyword_only_with_a_default(name):
+    registry = METHODS if name in METHODS else STAGED
+    for parameter in registry.parameters(name).values():
+        assert parameter.default is not parameter.empty, f"{name}.{parameter.name} needs a default"
