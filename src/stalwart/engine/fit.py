@@ -130,8 +130,8 @@ def fit(
             best_state = load_checkpoint(run.best)["model"] if best_epoch else None
         elif run.last.exists():
             raise CheckpointError(
-                f"{run.root} already holds a training run; resume it (resume=True, or "
-                "`stalwart run --resume`) or choose another run directory"
+                f"{run.root} already holds a training run; resume it (resume=True; "
+                "`stalwart run` resumes by itself) or choose another run directory"
             )
         else:
             run.start()
@@ -297,7 +297,15 @@ class _RunFiles:
         atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in records))
         return records
 
-    def restore(self, cfg, model, optimizer, schedule, method) -> dict[str, Any]:  # noqa: ANN001
+    def restore(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        method: Method,
+    ) -> dict[str, Any]:
+        """Load the last checkpoint into the training objects; return its bookkeeping."""
         state = load_checkpoint(self.last)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{self.last} is not a stalwart training checkpoint")
