@@ -41,6 +41,7 @@ lint: $(STAMP)
 
 bench: setup
 	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/method_cost.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

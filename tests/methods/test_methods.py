@@ -201,3 +201,23 @@ def test_method_raises_worst_group_accuracy_over_erm(tmp_path, method, params, m
     erm = np.mean([worst_group("erm", tmp_path, seed) for seed in (0, 1)])
     ours = np.mean([worst_group(method, tmp_path, seed, **params) for seed in (0, 1)])
     assert ours > erm + margin, (ours, erm)
+
+
+@pytest.mark.parametrize(
+    "method, params, message",
+    [
+        ("jtt", {"upweight": 0}, "upweight must be >= 1; got 0"),
+        ("jtt", {"identification_epochs": 0}, "identification_epochs must be >= 1; got 0"),
+        ("dfr", {"refits": 0}, "refits must be >= 1"),
+        ("cvar_dro", {"alpha": 1.5}, "alpha must lie in"),
+        (
+            "group_dro",
+            {"generalization_adjustment": -1.0},
+            "generalization_adjustment must be >= 0",
+        ),
+    ],
+)
+def test_invalid_method_parameters_are_named(tmp_path, method, params, message):
+    with pytest.raises(ConfigError, match=message):
+        worst_group(method, tmp_path, 0, **params)
+    assert not (tmp_path / f"{method}-0").exists()  # a fixed config can run there next

@@ -93,26 +93,33 @@ def run(
         None if staged else methods.build(config.method.name, splits.train, **config.method.params)
     )
     # Only now, with everything built and checked, does the run directory receive anything.
+    fresh = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "config.yaml"
     if not config_file.exists():
         atomic_write_text(config_file, yaml.safe_dump(resolved(config), sort_keys=False))
-
-    if staged:
-        context = methods.StageContext(
-            splits, build_model, config.train, run_dir=run_dir, shared_dir=shared_dir,
-            identity={"data": config.data_params(), "data_name": config.data.name,
-                      "model": config.model.model_dump()},
-            reuse=reuse or {}, on_epoch_end=on_epoch_end,
-        )  # fmt: skip
-        result = methods.STAGED.build(config.method.name, context, **config.method.params)
-        group_labels = getattr(methods.STAGED.get(config.method.name), "group_labels", "no")
-    else:
-        result = fit(
-            model, method, splits, config.train, run_dir=run_dir, resume=True,
-            on_epoch_end=on_epoch_end,
-        )  # fmt: skip
-        group_labels = "yes" if method.uses_group_labels else "no"
+    try:
+        if method is None:  # a staged method composes its own fit() calls
+            context = methods.StageContext(
+                splits, build_model, config.train, run_dir=run_dir, shared_dir=shared_dir,
+                identity={"data": config.data_params(), "data_name": config.data.name,
+                          "model": config.model.model_dump()},
+                reuse=reuse or {}, on_epoch_end=on_epoch_end,
+            )  # fmt: skip
+            result = methods.STAGED.build(config.method.name, context, **config.method.params)
+            group_labels = getattr(methods.STAGED.get(config.method.name), "group_labels", "no")
+        else:
+            result = fit(
+                model, method, splits, config.train, run_dir=run_dir, resume=True,
+                on_epoch_end=on_epoch_end,
+            )  # fmt: skip
+            group_labels = "yes" if method.uses_group_labels else "no"
+    except BaseException:
+        if fresh and not any(p.name != "config.yaml" for p in run_dir.iterdir()):
+            # Failed before it trained anything: leave no directory that would refuse a fix.
+            config_file.unlink()
+            run_dir.rmdir()
+        raise
     # Evaluated afresh: a staged method (DFR) may have changed the model after selection.
     evaluated = {}
     for name, dataset in splits.evaluation_sets().items():
