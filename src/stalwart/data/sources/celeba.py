@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from stalwart.data.catalog import register_source
-from stalwart.data.core import GroupedDataset, Splits
+from stalwart.data.core import Splits
 from stalwart.data.sources.local_copies import (
     LAYOUTS,
     cap,
@@ -44,10 +43,10 @@ from stalwart.data.sources.local_copies import (
     find_copy,
     fingerprint,
     first_present,
+    image_splits,
     read_images,
     read_table,
     require_columns,
-    to_float_images,
 )
 from stalwart.data.storage import cached_arrays
 from stalwart.errors import DataError
@@ -158,15 +157,12 @@ def celeba(
     y_all = (attributes[LABEL].to_numpy(np.int64) == 1).astype(np.int64)
     group_all = 2 * y_all + (attributes[ATTRIBUTE].to_numpy(np.int64) == 1)
 
-    parts, start = {}, 0
-    for name, positions in chosen.items():
-        stop = start + len(positions)
-        parts[name] = GroupedDataset(
-            to_float_images(images[start:stop]),
-            torch.from_numpy(y_all[positions]),
-            torch.from_numpy(group_all[positions]),
-            n_classes=2, group_names=GROUP_NAMES, class_names=CLASS_NAMES,
-            index=torch.from_numpy(positions), name=f"celeba/{name}",
-        )  # fmt: skip
-        start = stop
-    return Splits(**parts)
+    return image_splits(
+        images,
+        chosen,
+        y_all,
+        group_all,
+        group_names=GROUP_NAMES,
+        class_names=CLASS_NAMES,
+        name="celeba",
+    )

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.storage import data_home
 from stalwart.errors import ConfigError, DataError, DataMissingError
 
@@ -373,3 +374,39 @@ def read_images(paths: Sequence[Path], transform: Callable[[Any], Any], size: in
 def to_float_images(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(N, 3, H, W)`` → float32 in [0, 1]."""
     return torch.from_numpy(images).float().div_(255.0)
+
+
+def image_splits(
+    images: np.ndarray,
+    chosen: dict[str, np.ndarray],
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    group_names: Sequence[str],
+    class_names: Sequence[str],
+    name: str,
+) -> Splits:
+    """Splits from images stored split after split in the order of ``chosen``.
+
+    Args:
+        images: uint8 images of every chosen row, the rows of ``chosen["train"]`` first, then
+            those of ``"val"``, then ``"test"``.
+        chosen: the metadata rows of each split.
+        labels: the label of every metadata row.
+        groups: the group id of every metadata row.
+        group_names: readable group names.
+        class_names: readable class names.
+        name: the dataset's name, for messages.
+    """
+    parts, start = {}, 0
+    for split, positions in chosen.items():
+        stop = start + len(positions)
+        parts[split] = GroupedDataset(
+            to_float_images(images[start:stop]),
+            torch.from_numpy(labels[positions]),
+            torch.from_numpy(groups[positions]),
+            n_classes=len(class_names), group_names=group_names, class_names=class_names,
+            index=torch.from_numpy(positions), name=f"{name}/{split}",
+        )  # fmt: skip
+        start = stop
+    return Splits(**parts)

@@ -23,10 +23,9 @@ row of ``metadata.csv``.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from stalwart.data.catalog import register_source
-from stalwart.data.core import GroupedDataset, Splits
+from stalwart.data.core import Splits
 from stalwart.data.sources.local_copies import (
     cap,
     check_image_size,
@@ -34,10 +33,10 @@ from stalwart.data.sources.local_copies import (
     check_values,
     find_copy,
     fingerprint,
+    image_splits,
     read_images,
     read_table,
     resize_then_center_crop,
-    to_float_images,
 )
 from stalwart.data.storage import cached_arrays
 
@@ -95,15 +94,12 @@ def waterbirds(
     y_all = frame["y"].to_numpy(np.int64)
     group_all = 2 * y_all + frame["place"].to_numpy(np.int64)
 
-    parts, start = {}, 0
-    for name, positions in chosen.items():
-        stop = start + len(positions)
-        parts[name] = GroupedDataset(
-            to_float_images(images[start:stop]),
-            torch.from_numpy(y_all[positions]),
-            torch.from_numpy(group_all[positions]),
-            n_classes=2, group_names=GROUP_NAMES, class_names=CLASS_NAMES,
-            index=torch.from_numpy(positions), name=f"waterbirds/{name}",
-        )  # fmt: skip
-        start = stop
-    return Splits(**parts)
+    return image_splits(
+        images,
+        chosen,
+        y_all,
+        group_all,
+        group_names=GROUP_NAMES,
+        class_names=CLASS_NAMES,
+        name="waterbirds",
+    )
