@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from stalwart.config import RunConfig
 from stalwart.experiments.run import RunSummary, run
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,29 @@ class Job:
 
 def _limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
+
+
+def map_in_processes(
+    function: Callable[[T], R], items: Sequence[T], workers: int = 1
+) -> Iterator[tuple[int, R]]:
+    """Yield ``(position, function(item))`` as each item finishes.
+
+    With ``workers`` > 1 the items run in that many ``spawn``-started processes that share
+    the cores; otherwise here, in order. ``function`` must be importable (module level).
+    Like any spawning code, a script calling this with ``workers`` > 1 needs the
+    ``if __name__ == "__main__":`` guard.
+    """
+    if workers <= 1 or len(items) <= 1:
+        for position, item in enumerate(items):
+            yield position, function(item)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
+                             initargs=(threads,)) as pool:  # fmt: skip
+        futures = {pool.submit(function, item): position for position, item in enumerate(items)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def _run_job(job: Job) -> RunSummary:
@@ -50,20 +77,8 @@ def run_jobs(
         on_done: called as each job finishes (in completion order).
     """
     results: list[RunSummary | None] = [None] * len(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        for position, job in enumerate(jobs):
-            results[position] = _run_job(job)
-            if on_done:
-                on_done(job, results[position])
-        return results  # type: ignore[return-value]
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                             initargs=(threads,)) as pool:  # fmt: skip
-        futures = {pool.submit(_run_job, job): position for position, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            position = futures[future]
-            results[position] = future.result()
-            if on_done:
-                on_done(jobs[position], results[position])
+    for position, summary in map_in_processes(_run_job, jobs, workers):
+        results[position] = summary
+        if on_done:
+            on_done(jobs[position], summary)
     return results  # type: ignore[return-value]

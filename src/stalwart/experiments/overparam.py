@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -55,6 +53,7 @@ from torch import Tensor, nn
 from stalwart.config import StrictModel
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.engine.checkpoint import atomic_write_bytes, atomic_write_text, write_json
+from stalwart.experiments.executor import map_in_processes
 from stalwart.metrics.group import GroupMetrics, group_metrics
 from stalwart.models.random_features import RandomFeatures
 
@@ -414,19 +413,6 @@ def single_threaded() -> Iterator[None]:
         torch.set_num_threads(torch_threads)
 
 
-@contextmanager
-def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """Worker processes started with ``spawn``, as in :mod:`stalwart.experiments.executor`.
-
-    A forked PyTorch process can deadlock in its thread pools. Like any spawning code, a
-    script that calls :func:`run_overparam` with ``workers > 1`` needs the
-    ``if __name__ == "__main__":`` guard.
-    """
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield pool
-
-
 def _cell_single_threaded(task: tuple[dict[str, Any], int, int]) -> list[dict[str, Any]]:
     with single_threaded():
         return _cell(task)
@@ -474,15 +460,8 @@ def run_overparam(
             if progress is not None:
                 progress(record)
 
-    workers = min(cfg.workers, len(tasks))
-    if workers > 1:
-        with _pool(workers) as pool:
-            futures = [pool.submit(_cell_single_threaded, task) for task in tasks]
-            for future in as_completed(futures):
-                collect(future.result())
-    else:
-        for task in tasks:
-            collect(_cell_single_threaded(task))
+    for _, cell_records in map_in_processes(_cell_single_threaded, tasks, cfg.workers):
+        collect(cell_records)
     _load.cache_clear()
 
     summary = summarize(records)
