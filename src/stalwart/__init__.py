@@ -7,7 +7,7 @@
 >>> print(evaluate(result.model, splits.test))
 """
 
-from stalwart import data, methods, metrics, models
+from stalwart import attacks, data, methods, metrics, models
 from stalwart.config import RunConfig, TrainConfig
 from stalwart.engine import FitResult, evaluate, fit
 
@@ -18,6 +18,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "__version__",
+    "attacks",
     "data",
     "evaluate",
     "fit",

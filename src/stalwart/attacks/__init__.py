@@ -1,0 +1,6 @@
+"""Adversarial attacks (FGSM, PGD under L∞ and L2) and robust accuracy, per group."""
+
+from stalwart.attacks.pgd import NORMS, fgsm, pgd
+from stalwart.attacks.robust import ATTACKS, RobustEvaluation, robust_accuracy
+
+__all__ = ["ATTACKS", "NORMS", "RobustEvaluation", "fgsm", "pgd", "robust_accuracy"]
