@@ -10,6 +10,7 @@ STALWART_DATA ?= $(HOME)/.cache/stalwart
 export STALWART_DATA
 # The CPU wheel on this project's build machines; the same pin gives users their platform's build.
 TORCH_PIN ?= torch==2.13.0
+TORCHATTACKS_PIN := torchattacks==3.5.1
 STAMP := $(VENV)/.installed
 
 .PHONY: setup data demo test lint bench clean
@@ -20,10 +21,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when the package's dependencies change.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# Test-only reference attacks; --no-deps, as its declared needs pull another torch build.
+	$(BIN)/python -m pip install --quiet --no-deps "$(TORCHATTACKS_PIN)"
 	touch $@
 
 data: $(STAMP)

@@ -102,6 +102,7 @@ def pgd(
     lower: float = 0.0,
     upper: float = 1.0,
     seed: int = 0,
+    early_stop: bool = True,
 ) -> Tensor:
     """Adversarial versions of ``x`` within an ε-ball, found by projected gradient steps.
 
@@ -119,6 +120,7 @@ def pgd(
         lower: smallest valid input value.
         upper: largest valid input value.
         seed: seeds the random starts.
+        early_stop: stop updating an example once it is broken (else run every step).
 
     Returns:
         For each example, the first successful perturbation found, else the last point of the
@@ -146,21 +148,21 @@ def pgd(
                 index = torch.nonzero(active).flatten()
                 if len(index) == 0:
                     break
-                gradient = _input_gradient(model, x[index] + delta[index], y[index],
-                                           None if target is None else target[index])  # fmt: skip
+                goal = None if target is None else target[index]
+                gradient = _input_gradient(model, x[index] + delta[index], y[index], goal)
                 if norm == "linf":
                     step = alpha * gradient.sign()
                 else:
                     step = alpha * gradient / _per_example_norm(gradient).clamp(min=1e-12)
                 delta[index] = _project(delta[index] + step, x[index], eps, norm, lower, upper)
-                with torch.no_grad():
-                    broken = _succeeded(model(x[index] + delta[index]), y[index],
-                                        None if target is None else target[index])  # fmt: skip
-                active[index[broken]] = False
-            newly = ~done & ~active
-            best[newly] = x[newly] + delta[newly]
-            best[~done & active] = x[~done & active] + delta[~done & active]
-            done |= newly
+                if early_stop:  # freeze what is broken: it keeps its first successful point
+                    with torch.no_grad():
+                        broken = _succeeded(model(x[index] + delta[index]), y[index], goal)
+                    active[index[broken]] = False
+            with torch.no_grad():
+                broken = _succeeded(model(x + delta), y, target)
+            best[~done] = x[~done] + delta[~done]
+            done |= broken
         return best.detach()
     finally:
         model.train(was_training)
