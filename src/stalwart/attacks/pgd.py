@@ -47,7 +47,8 @@ def _per_example_norm(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.dim() - 1))
 
 
-def _project(delta: Tensor, x: Tensor, eps: float, norm: str, lower: float, upper: float) -> Tensor:
+def project(delta: Tensor, x: Tensor, eps: float, norm: str, lower: float, upper: float) -> Tensor:
+    """The perturbation nearest ``delta`` with ``x + δ`` in the ε-ball and the input range."""
     if norm == "linf":
         delta = delta.clamp(-eps, eps)
     else:
@@ -142,7 +143,7 @@ def pgd(
             if done.all():
                 break
             delta = _random_start(x, eps, norm, generator) if random_start else torch.zeros_like(x)
-            delta = _project(delta, x, eps, norm, lower, upper)
+            delta = project(delta, x, eps, norm, lower, upper)
             active = ~done
             for _ in range(steps):
                 index = torch.nonzero(active).flatten()
@@ -154,7 +155,7 @@ def pgd(
                     step = alpha * gradient.sign()
                 else:
                     step = alpha * gradient / _per_example_norm(gradient).clamp(min=1e-12)
-                delta[index] = _project(delta[index] + step, x[index], eps, norm, lower, upper)
+                delta[index] = project(delta[index] + step, x[index], eps, norm, lower, upper)
                 if early_stop:  # freeze what is broken: it keeps its first successful point
                     with torch.no_grad():
                         broken = _succeeded(model(x[index] + delta[index]), y[index], goal)

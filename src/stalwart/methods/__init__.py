@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stalwart.data.core import GroupedDataset
+from stalwart.methods.adversarial import TRADES, PGDAdversarialTraining
 from stalwart.methods.base import Method
 from stalwart.methods.catalog import METHODS, STAGED, all_method_names, registry_of
 from stalwart.methods.cvar_dro import CVaRDRO
@@ -20,7 +21,9 @@ __all__ = [
     "CVaRDRO",
     "GroupDRO",
     "Method",
+    "PGDAdversarialTraining",
     "Rebalanced",
+    "TRADES",
     "StageContext",
     "all_method_names",
     "build",
