@@ -168,3 +168,45 @@ def test_erm_on_dominoes_leaves_a_worst_group_gap(tmp_path):
     assert result.exit_code == 0, result.output
     test = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]["test"]
     assert test["worst_group_accuracy"] < test["accuracy"] - 0.15
+
+
+def test_attack_a_finished_run(toy_config, tmp_path):
+    assert invoke("run", toy_config).exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            "attack",
+            str(tmp_path / "run"),
+            "--eps",
+            "0.5",
+            "--steps",
+            "5",
+            "--norm",
+            "l2",
+            "--lower",
+            "-100",
+            "--upper",
+            "100",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "robust acc %" in result.output and "worst group" in result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    clean = f"{100 * summary['metrics']['test']['accuracy']:.1f}"
+    assert clean in result.output  # the loaded model is the run's selected model
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--eps", "-1"], "eps must be >= 0"), (["--eps", "0.1", "--split", "tset"], "unknown split")],
+)
+def test_attack_bad_input(toy_config, tmp_path, args, message):
+    assert invoke("run", toy_config).exit_code == 0
+    result = invoke("attack", tmp_path / "run", *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_attack_needs_a_run_directory(tmp_path):
+    result = invoke("attack", tmp_path, "--eps", "0.1")
+    assert result.exit_code == 2 and "not a run directory" in " ".join(result.output.split())

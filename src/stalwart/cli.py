@@ -182,6 +182,41 @@ def demo(
 
 @app.command()
 @friendly_errors
+def attack(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `stalwart run`.")],
+    eps: Annotated[float, typer.Option(help="The budget ε, in the data's units.")],
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    attack_name: Annotated[
+        list[str] | None, typer.Option("--attack", help="pgd and/or fgsm (repeatable).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="PGD steps per restart.")] = 40,
+    restarts: Annotated[int, typer.Option(help="PGD random restarts.")] = 1,
+    split: Annotated[
+        str, typer.Option(help="The evaluation set: test, val, or an extra.")
+    ] = "test",
+    lower: Annotated[float, typer.Option(help="Smallest valid input value.")] = 0.0,
+    upper: Annotated[float, typer.Option(help="Largest valid input value.")] = 1.0,
+) -> None:
+    """Clean and robust accuracy, per group, of a trained run's selected model."""
+    from stalwart.attacks import robust_accuracy
+    from stalwart.errors import ConfigError
+    from stalwart.experiments.run import load_run
+    from stalwart.report import group_table
+
+    config, splits, model = load_run(run_dir)
+    sets = splits.evaluation_sets()
+    if split not in sets:
+        raise ConfigError(f"unknown split {split!r}; choose from {sorted(sets)}")
+    result = robust_accuracy(model, sets[split], attack=attack_name or ["pgd"], norm=norm,
+                             eps=eps, steps=steps, restarts=restarts, lower=lower,
+                             upper=upper)  # fmt: skip
+    title = (f"{config.name}: {split}, {'+'.join(result.attacks)} {norm} eps {eps}, "
+             f"{steps} steps × {restarts} restarts")  # fmt: skip
+    console.print(group_table({"clean": result.clean, "robust": result.robust}, title))
+
+
+@app.command()
+@friendly_errors
 def datasets(
     install: Annotated[
         bool, typer.Option("--install", help="Install missing data packages where possible.")

@@ -59,6 +59,7 @@ def test_compare_runs_every_method_and_seed_and_summarises(tmp_path):
     assert json.loads((root / "dfr" / "seed0" / "dfr.json").read_text())["base_dir"].endswith(
         "erm/seed0"
     )
+    assert (root / "dfr" / "seed0" / "checkpoints" / "best.pt").exists()  # the retrained model
 
 
 def test_dfr_waits_for_erm_in_a_second_wave(tmp_path):

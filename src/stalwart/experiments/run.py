@@ -19,9 +19,14 @@ import torch
 import yaml
 
 from stalwart import data, methods, models
-from stalwart.config import RunConfig
+from stalwart.config import RunConfig, parse_config
 from stalwart.engine import evaluate, fit
-from stalwart.engine.checkpoint import atomic_write_text, write_json
+from stalwart.engine.checkpoint import (
+    atomic_write_text,
+    load_checkpoint,
+    load_state,
+    write_json,
+)
 from stalwart.engine.fit import COSMETIC, metrics_from_record
 from stalwart.errors import CheckpointError
 from stalwart.metrics.group import GroupMetrics
@@ -184,3 +189,27 @@ def _reuse(summary_file: Path) -> RunSummary:
         summary_file.parent, stored["best_epoch"], metrics, stored["seconds"],
         group_labels=stored.get("group_labels", "no"), reused=True,
     )  # fmt: skip
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, data.Splits, torch.nn.Module]:
+    """The config, data and selected model of a finished or interrupted run directory.
+
+    Raises:
+        CheckpointError: no ``config.yaml`` or no saved model there, or a model that does not
+            match the config.
+    """
+    run_dir = Path(run_dir)
+    config_file = run_dir / "config.yaml"
+    if not config_file.exists():
+        raise CheckpointError(f"{run_dir} is not a run directory: it has no config.yaml")
+    try:
+        config = parse_config(yaml.safe_load(config_file.read_text()), str(config_file))
+    except yaml.YAMLError as error:
+        raise CheckpointError(f"{config_file} is not valid YAML ({error})") from None
+    best = run_dir / "checkpoints" / "best.pt"
+    if not best.exists():
+        raise CheckpointError(f"{run_dir} holds no saved model ({best} is missing); train it first")
+    splits = data.load(config.data.name, **config.data_params())
+    model = models.build(config.model.name, splits.train, **config.model.params)
+    load_state(model, load_checkpoint(best)["model"], "model", best)
+    return config, splits, model.eval()

@@ -27,7 +27,7 @@ from torch import nn
 
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
-from stalwart.engine.checkpoint import write_json
+from stalwart.engine.checkpoint import save_checkpoint, write_json
 from stalwart.engine.fit import FitResult, fit
 from stalwart.errors import ConfigError
 from stalwart.methods.catalog import STAGED
@@ -149,6 +149,9 @@ def dfr(
     write_head(model.head, np.mean(coefs, axis=0), np.mean(intercepts, axis=0), scaler, classes)
 
     if context.run_dir is not None:
+        # The retrained model is this run's model: save it as the run's selected checkpoint.
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save_checkpoint(context.run_dir / "checkpoints" / "best.pt", {"format": 1, "model": state})
         record: dict[str, Any] = {"base_dir": base_dir, "c": best_c, "refits": refits}
         write_json(
             context.run_dir / "dfr.json", {**record, "held_out_worst_group_accuracy": scores}
