@@ -92,6 +92,8 @@ def run(
         torch.manual_seed(config.train.seed)  # the model's initial weights
         return models.build(config.model.name, splits.train, **config.model.params)
 
+    # Built before anything is written, so a bad model parameter leaves no run directory;
+    # a staged method builds its own fresh copies with the same seed.
     model = build_model()
     staged = methods.registry_of(config.method.name) is methods.STAGED
     method = (

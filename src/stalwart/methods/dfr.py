@@ -28,7 +28,7 @@ from torch import nn
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
 from stalwart.engine.checkpoint import save_checkpoint, write_json
-from stalwart.engine.fit import FitResult, fit
+from stalwart.engine.fit import CHECKPOINT_FORMAT, FitResult, fit
 from stalwart.errors import ConfigError
 from stalwart.methods.catalog import STAGED
 from stalwart.methods.erm import ERM
@@ -151,7 +151,10 @@ def dfr(
     if context.run_dir is not None:
         # The retrained model is this run's model: save it as the run's selected checkpoint.
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save_checkpoint(context.run_dir / "checkpoints" / "best.pt", {"format": 1, "model": state})
+        save_checkpoint(
+            context.run_dir / "checkpoints" / "best.pt",
+            {"format": CHECKPOINT_FORMAT, "model": state},
+        )
         record: dict[str, Any] = {"base_dir": base_dir, "c": best_c, "refits": refits}
         write_json(
             context.run_dir / "dfr.json", {**record, "held_out_worst_group_accuracy": scores}
