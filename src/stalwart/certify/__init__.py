@@ -1,0 +1,39 @@
+"""Certification: input sets, output properties, and bounds from IBP to SDP-FO.
+
+>>> from stalwart import certify
+>>> b = certify.bound("ibp", net, certify.LinfBall(x, eps=0.1), margin_of=label)
+"""
+
+from stalwart.certify.bounds import BOUNDS, as_network, bound
+from stalwart.certify.ibp import ibp_rows, layer_bounds
+from stalwart.certify.network import (
+    Conv,
+    Dense,
+    Network,
+    Normalize,
+    Scale,
+    compose,
+    from_module,
+    from_ops,
+)
+from stalwart.certify.spec import Bound, Box, LinfBall, OutputProperty
+
+__all__ = [
+    "BOUNDS",
+    "Bound",
+    "Box",
+    "Conv",
+    "Dense",
+    "LinfBall",
+    "Network",
+    "Normalize",
+    "OutputProperty",
+    "Scale",
+    "as_network",
+    "bound",
+    "compose",
+    "from_module",
+    "from_ops",
+    "ibp_rows",
+    "layer_bounds",
+]
