@@ -34,7 +34,8 @@ def ibp_rows(net: Network, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor) -
 
     Args:
         net: the network.
-        lower, upper: input bounds ``(batch, n)``.
+        lower: input lower bounds ``(batch, n)``.
+        upper: input upper bounds ``(batch, n)``.
         C: ``(rows, outputs)`` or, one per example, ``(batch, rows, outputs)``.
         d: ``(rows,)`` or ``(batch, rows)``.
     """

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import override
 
 from stalwart.errors import ConfigError
 
@@ -48,9 +49,11 @@ class Affine:
     bias: Tensor
 
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """``W x + b`` for ``x`` of shape ``(batch, in)``."""
         raise NotImplementedError
 
     def backward(self, y: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """``y W`` (``Wᵀ`` applied to each row) for ``y`` of shape ``(…, out)``."""
         raise NotImplementedError
 
     def linear(self, x: Tensor) -> Tensor:
@@ -90,21 +93,27 @@ class Dense(Affine):
                 f"{self.out_features}; got shape {tuple(self.bias.shape)}"
             )
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
 
+    @override
     def linear(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight)
 
+    @override
     def backward(self, y: Tensor) -> Tensor:
         return y @ self.weight
 
+    @override
     def abs_forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight.abs())
 
+    @override
     def dense_weight(self) -> Tensor:
         return self.weight
 
+    @override
     def map(self, fn) -> Dense:
         return Dense(fn(self.weight), fn(self.bias))
 
@@ -151,15 +160,19 @@ class Conv(Affine):
         out = out.flatten(1)
         return out[0] if flat else out
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         return self._conv(x, self.weight, self._channel_bias)
 
+    @override
     def linear(self, x: Tensor) -> Tensor:
         return self._conv(x, self.weight, None)
 
+    @override
     def abs_forward(self, x: Tensor) -> Tensor:
         return self._conv(x, self.weight.abs(), None)
 
+    @override
     def backward(self, y: Tensor) -> Tensor:
         lead = y.shape[:-1]
         images = y.reshape(-1, *self.out_shape)
@@ -175,6 +188,7 @@ class Conv(Affine):
         )
         return out.reshape(*lead, self.in_features)
 
+    @override
     def map(self, fn) -> Conv:
         return Conv(
             fn(self.weight), fn(self._channel_bias), self.in_shape, self.stride, self.padding
@@ -193,21 +207,27 @@ class Scale(Affine):
             raise ConfigError("an elementwise scale needs flat scale and shift of equal length")
         self.in_features = self.out_features = self.scale.numel()
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         return x * self.scale + self.bias
 
+    @override
     def linear(self, x: Tensor) -> Tensor:
         return x * self.scale
 
+    @override
     def backward(self, y: Tensor) -> Tensor:
         return y * self.scale
 
+    @override
     def abs_forward(self, x: Tensor) -> Tensor:
         return x * self.scale.abs()
 
+    @override
     def dense_weight(self) -> Tensor:
         return torch.diag(self.scale)
 
+    @override
     def map(self, fn) -> Scale:
         return Scale(fn(self.scale), fn(self.bias))
 
@@ -343,6 +363,7 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32))
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return (x - self.mean.view(shape)) / self.std.view(shape)
