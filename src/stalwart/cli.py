@@ -76,8 +76,24 @@ def _run_experiment(config_path: Path, overrides: list[str], out: Path | None) -
         _compare(config)
     elif config.kind == "sweep":
         _sweep(config)
+    elif config.kind == "robustness":
+        _robustness(config)
     else:
         _overparam(config)
+
+
+def _robustness(config: Any) -> None:
+    from stalwart.experiments.robustness import describe_attack, rich_table, robustness
+
+    runs = len(config.methods) * len(config.seeds)
+    console.print(
+        f"[bold]{config.name}[/]: {len(config.methods)} methods × {len(config.seeds)} "
+        f"seeds = {runs} runs on {config.data.name} → {config.root()}"
+    )
+    table = robustness(config, on_done=_print_finished)
+    title = (f"{config.name}: test accuracy, mean ± std over seeds; robust under "
+             f"{describe_attack(table['attack'])}")  # fmt: skip
+    console.print(rich_table(table, title))
 
 
 def _print_finished(job: Any, summary: Any) -> None:
@@ -152,7 +168,8 @@ def _run_one(config: Any) -> None:
 @friendly_errors
 def run(
     config: Annotated[
-        Path, typer.Argument(help="A YAML config (kind: run, compare, sweep or overparam).")
+        Path,
+        typer.Argument(help="A YAML config (kind: run, compare, sweep, overparam or robustness)."),
     ],
     set_: Annotated[
         list[str] | None,
@@ -187,10 +204,11 @@ def attack(
     eps: Annotated[float, typer.Option(help="The budget ε, in the data's units.")],
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
     attack_name: Annotated[
-        list[str] | None, typer.Option("--attack", help="pgd and/or fgsm (repeatable).")
+        list[str] | None, typer.Option("--attack", help="pgd, fgsm and/or square (repeatable).")
     ] = None,
     steps: Annotated[int, typer.Option(help="PGD steps per restart.")] = 40,
     restarts: Annotated[int, typer.Option(help="PGD random restarts.")] = 1,
+    queries: Annotated[int, typer.Option(help="Square Attack queries per example.")] = 1000,
     split: Annotated[
         str, typer.Option(help="The evaluation set: test, val, or an extra.")
     ] = "test",
@@ -209,7 +227,7 @@ def attack(
         raise ConfigError(f"unknown split {split!r}; choose from {sorted(sets)}")
     result = robust_accuracy(model, sets[split], attack=attack_name or ["pgd"], norm=norm,
                              eps=eps, steps=steps, restarts=restarts, lower=lower,
-                             upper=upper)  # fmt: skip
+                             upper=upper, queries=queries)  # fmt: skip
     title = (f"{config.name}: {split}, {'+'.join(result.attacks)} {norm} eps {eps}, "
              f"{steps} steps × {restarts} restarts")  # fmt: skip
     console.print(group_table({"clean": result.clean, "robust": result.robust}, title))

@@ -7,7 +7,7 @@ import torch
 
 from stalwart import fit, models
 from stalwart.config import TrainConfig
-from stalwart.data import Batch
+from stalwart.data import Batch, GroupedDataset, Splits
 from stalwart.methods import METHODS, STAGED, Method, StageContext, build
 
 SETTINGS = dict(epochs=2, batch_size=16, lr=0.05, optimizer="sgd", progress=False)
@@ -51,13 +51,25 @@ def test_staged_method_contract(name, tiny_splits, tmp_path):
         torch.manual_seed(0)
         return models.build("mlp", tiny_splits.train, hidden=[8])
 
-    context = StageContext(
-        tiny_splits, build_model, TrainConfig(**SETTINGS), run_dir=tmp_path / "run"
-    )
+    splits = pooled_splits() if name == "rst" else tiny_splits
+    context = StageContext(splits, build_model, TrainConfig(**SETTINGS), run_dir=tmp_path / "run")
     result = STAGED.build(name, context)
     assert result.model(tiny_splits.test.x).shape == (len(tiny_splits.test), 2)
     assert STAGED.get(name).group_labels in ("no", "yes", "validation set")
     assert (tmp_path / "run" / "checkpoints" / "last.pt").exists() or name == "dfr"
+
+
+def pooled_splits():
+    """Class-grouped inputs in [0, 1] with an unlabelled pool: what RST needs."""
+    g = torch.Generator().manual_seed(0)
+
+    def make(n):
+        y = torch.randint(0, 2, (n,), generator=g)
+        x = (0.3 * torch.rand(n, 1, 8, 8, generator=g) + 0.5 * y.view(-1, 1, 1, 1)).clamp(0, 1)
+        return GroupedDataset(x, y, y, n_classes=2, group_names=["0", "1"])
+
+    pool = make(48).x
+    return Splits(make(64), make(32), make(32), unlabelled=pool)
 
 
 @pytest.mark.parametrize("name", [*METHODS.names(), *STAGED.names()])

@@ -14,12 +14,13 @@ import torch
 from torch import nn
 
 from stalwart.attacks.pgd import check_budget, fgsm, pgd
+from stalwart.attacks.square import square_attack
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
 from stalwart.errors import ConfigError, closest
 from stalwart.metrics.group import GroupMetrics, group_metrics
 
-ATTACKS = ("fgsm", "pgd")
+ATTACKS = ("fgsm", "pgd", "square")
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,15 @@ def robust_accuracy(
     upper: float = 1.0,
     batch_size: int = 512,
     seed: int = 0,
+    queries: int = 1000,
 ) -> RobustEvaluation:
     """Clean and robust accuracy (overall and per group) of ``model`` on ``dataset``.
 
     Args:
         model: a classifier returning logits, with its normalisation inside.
         dataset: inputs in ``[lower, upper]``.
-        attack: ``"pgd"``, ``"fgsm"`` or a list of them (worst case over all).
+        attack: ``"pgd"``, ``"fgsm"``, ``"square"`` (black-box, L∞ only) or a list of them
+            (worst case over all).
         norm: ``"linf"`` or ``"l2"``.
         eps: the budget ε in the data's units.
         steps: PGD steps per restart.
@@ -70,7 +73,8 @@ def robust_accuracy(
         lower: smallest valid input value.
         upper: largest valid input value.
         batch_size: examples attacked at once.
-        seed: seeds PGD's random starts.
+        seed: seeds PGD's random starts and Square Attack's search.
+        queries: Square Attack's model evaluations per example.
 
     Raises:
         ConfigError: an unknown attack or norm, ε < 0 or beyond the input range, inputs
@@ -83,6 +87,8 @@ def robust_accuracy(
                 f"unknown attack {name!r}{closest(name, ATTACKS)}; choose from {list(ATTACKS)}"
             )
     check_budget(eps, norm, lower, upper)
+    if "square" in names and norm != "linf":
+        raise ConfigError(f"the square attack is implemented for linf only; got norm {norm!r}")
     if dataset.x.min() < lower or dataset.x.max() > upper:
         raise ConfigError(
             f"inputs of {dataset.name} lie in [{dataset.x.min():.3g}, {dataset.x.max():.3g}], "
@@ -103,6 +109,9 @@ def robust_accuracy(
             for name in names:
                 if name == "fgsm":
                     adversarial = fgsm(model, x, y, **budget)
+                elif name == "square":
+                    adversarial = square_attack(model, x, y, eps=eps, queries=queries,
+                                                lower=lower, upper=upper, seed=seed)  # fmt: skip
                 else:
                     adversarial = pgd(model, x, y, **budget, **pgd_settings)
                 with torch.no_grad():

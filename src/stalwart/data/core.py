@@ -186,6 +186,8 @@ class Splits:
     val: GroupedDataset
     test: GroupedDataset
     extra: Mapping[str, GroupedDataset] = field(default_factory=dict)
+    # Inputs without labels (semi-supervised methods such as RST pseudo-label them).
+    unlabelled: Tensor | None = None
 
     def evaluation_sets(self) -> dict[str, GroupedDataset]:
         """Every set except train, by name: ``val``, ``test`` and the extras."""
@@ -195,4 +197,6 @@ class Splits:
         parts = [
             f"  {k}: {v!r}" for k, v in {"train": self.train, **self.evaluation_sets()}.items()
         ]
+        if self.unlabelled is not None:
+            parts.append(f"  unlabelled: {len(self.unlabelled)} inputs")
         return "Splits(\n" + "\n".join(parts) + "\n)"

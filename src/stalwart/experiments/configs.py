@@ -4,6 +4,8 @@
 - ``compare``: methods × seeds on one dataset (``CompareConfig``).
 - ``sweep``: a hyperparameter search with selection on validation (``SweepConfig``).
 - ``overparam``: the model-size study of arXiv 2005.04345 (``OverparamConfig``).
+- ``robustness``: a comparison on clean and adversarially robust accuracy
+  (``RobustnessConfig``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from stalwart.errors import ConfigError, closest
 def _kinds() -> dict[str, Any]:
     from stalwart.experiments.compare import CompareConfig
     from stalwart.experiments.overparam import OverparamConfig
+    from stalwart.experiments.robustness import RobustnessConfig
     from stalwart.experiments.sweep import SweepConfig
 
-    return {"compare": CompareConfig, "sweep": SweepConfig, "overparam": OverparamConfig}
+    return {
+        "compare": CompareConfig, "sweep": SweepConfig, "overparam": OverparamConfig,
+        "robustness": RobustnessConfig,
+    }  # fmt: skip
 
 
 def parse_experiment(raw: dict[str, Any], source: str = "config") -> Any:

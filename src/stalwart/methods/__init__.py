@@ -37,5 +37,7 @@ def build(name: str, train: GroupedDataset, **params: Any) -> Method:
 
 
 # Staged methods compose fit(), which imports this package: register them last.
+from stalwart.methods import certified as _certified  # noqa: E402, F401
 from stalwart.methods import dfr as _dfr  # noqa: E402, F401
 from stalwart.methods import jtt as _jtt  # noqa: E402, F401
+from stalwart.methods import rst as _rst  # noqa: E402, F401

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from stalwart.attacks.pgd import check_budget, pgd, project
 from stalwart.data.core import Batch, GroupedDataset
+from stalwart.errors import ConfigError
 from stalwart.methods.base import Method
 from stalwart.methods.catalog import METHODS
 
@@ -28,17 +29,24 @@ class PGDAdversarialTraining(Method):
     """Cross-entropy at the PGD point (Madry et al.)."""
 
     def __init__(self, eps: float, steps: int, step_size: float, norm: str, lower: float,
-                 upper: float) -> None:  # fmt: skip
+                 upper: float, clean_weight: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         self.budget = dict(eps=eps, steps=steps, step_size=step_size, norm=norm, lower=lower,
                            upper=upper, early_stop=False)  # fmt: skip
+        self.clean_weight = clean_weight
+
+    def adversarial(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """PGD points for ``(x, y)``, from a fresh random start drawn from the run's seed."""
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        return pgd(model, x, y, seed=seed, **self.budget)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
-        """CE of ``model`` on PGD points of the batch (a fresh random start every step)."""
-        # A fresh random start every step, drawn from the run's seeded generator.
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        adversarial = pgd(model, batch.x, batch.y, seed=seed, **self.budget)
-        return F.cross_entropy(model(adversarial), batch.y)
+        """``(1 − w)·CE(f(x'), y) + w·CE(f(x), y)``: ``x'`` the PGD point, ``w`` clean_weight."""
+        robust = F.cross_entropy(model(self.adversarial(model, batch.x, batch.y)), batch.y)
+        if self.clean_weight == 0:
+            return robust
+        clean = F.cross_entropy(model(batch.x), batch.y)
+        return (1 - self.clean_weight) * robust + self.clean_weight * clean
 
 
 def trades_kl(clean_logits: Tensor, adversarial_logits: Tensor) -> Tensor:
@@ -103,10 +111,17 @@ def pgd_at(
     norm: str = "linf",
     lower: float = 0.0,
     upper: float = 1.0,
+    clean_weight: float = 0.0,
 ) -> PGDAdversarialTraining:
-    """PGD adversarial training with an ε-ball of ``norm`` (default 10 steps of 2.5·ε/10)."""
+    """PGD adversarial training with an ε-ball of ``norm`` (default 10 steps of 2.5·ε/10).
+
+    ``clean_weight`` mixes in the clean loss, ``(1 − w)·CE(f(x'), y) + w·CE(f(x), y)``; the RST
+    paper's adversarial-training baseline uses ``w = 0.5``.
+    """
     alpha = _checked(eps, steps, step_size, norm, lower, upper)
-    return PGDAdversarialTraining(eps, steps, alpha, norm, lower, upper)
+    if not 0.0 <= clean_weight <= 1.0:
+        raise ConfigError(f"method 'pgd_at': clean_weight must lie in [0, 1]; got {clean_weight}")
+    return PGDAdversarialTraining(eps, steps, alpha, norm, lower, upper, clean_weight)
 
 
 @METHODS.register("trades")

@@ -23,6 +23,7 @@ from stalwart.data.idx import find_idx, read_idx
 from stalwart.data.packages import package
 from stalwart.data.splitting import check_fraction, split_off
 from stalwart.data.storage import cached_arrays
+from stalwart.errors import DataError
 
 FASHION_CLASSES = (
     "t-shirt", "trouser", "pullover", "dress", "coat",
@@ -91,11 +92,37 @@ def to_float_images(images: np.ndarray) -> torch.Tensor:
 
 
 def classification_splits(
-    pool: ImagePool, class_names: tuple[str, ...], *, name: str, seed: int, val_fraction: float
+    pool: ImagePool,
+    class_names: tuple[str, ...],
+    *,
+    name: str,
+    seed: int,
+    val_fraction: float,
+    labelled: int | None = None,
+    unlabelled: int = 0,
 ) -> Splits:
-    """Splits with one group per class, validation carved from the training pool."""
+    """Splits with one group per class, validation carved from the training pool.
+
+    With ``labelled`` set, only that many training images (drawn at random) keep their labels;
+    ``unlabelled`` more, drawn from the rest of the training images, become an unlabelled pool
+    (``Splits.unlabelled``, inputs only: their labels are hidden).
+    """
     check_fraction("val_fraction", val_fraction)
     train, val = split_off(len(pool.train_y), val_fraction, seed)
+    if labelled is not None and labelled < 1:
+        raise DataError(f"{name}: labelled must be a positive number of images; got {labelled}")
+    if unlabelled < 0:
+        raise DataError(f"{name}: unlabelled must be >= 0; got {unlabelled}")
+    n_labelled = len(train) if labelled is None else labelled
+    if n_labelled + unlabelled > len(train):
+        raise DataError(
+            f"{name}: a labelled set of {n_labelled} plus an unlabelled pool of {unlabelled} "
+            f"needs {n_labelled + unlabelled} training images, but only {len(train)} remain "
+            f"after validation (val_fraction={val_fraction}); ask for fewer"
+        )
+    order = np.random.default_rng([seed, 1]).permutation(train)
+    labelled_positions = np.sort(order[:n_labelled])
+    pool_positions = np.sort(order[n_labelled : n_labelled + unlabelled])
 
     def make(x: np.ndarray, y: np.ndarray, split: str) -> GroupedDataset:
         labels = torch.from_numpy(y.astype(np.int64))
@@ -104,25 +131,41 @@ def classification_splits(
             group_names=list(class_names), class_names=list(class_names), name=f"{name}/{split}",
         )  # fmt: skip
 
+    if labelled is None:
+        labelled_positions = train  # every training image, in the original order
     return Splits(
-        train=make(pool.train_x[train], pool.train_y[train], "train"),
+        train=make(pool.train_x[labelled_positions], pool.train_y[labelled_positions], "train"),
         val=make(pool.train_x[val], pool.train_y[val], "val"),
         test=make(pool.test_x, pool.test_y, "test"),
+        unlabelled=to_float_images(pool.train_x[pool_positions]) if unlabelled else None,
     )
 
 
 @register_source("mnist", requires=("mnist",))
-def mnist(*, seed: int = 0, val_fraction: float = 0.1) -> Splits:
-    """Handwritten digits, 10 classes, one group per class."""
+def mnist(
+    *, seed: int = 0, val_fraction: float = 0.1, labelled: int | None = None, unlabelled: int = 0
+) -> Splits:
+    """Handwritten digits, 10 classes, one group per class.
+
+    ``labelled`` keeps labels on that many training images; ``unlabelled`` draws an unlabelled
+    pool of that size from the remaining ones (see :func:`classification_splits`).
+    """
     return classification_splits(
-        mnist_images(), DIGIT_CLASSES, name="mnist", seed=seed, val_fraction=val_fraction
-    )
+        mnist_images(), DIGIT_CLASSES, name="mnist", seed=seed, val_fraction=val_fraction,
+        labelled=labelled, unlabelled=unlabelled,
+    )  # fmt: skip
 
 
 @register_source("fashion_mnist", requires=("fashion_mnist",))
-def fashion_mnist(*, seed: int = 0, val_fraction: float = 0.1) -> Splits:
-    """Fashion-MNIST (Xiao et al., arXiv 1708.07747), 10 classes, one group per class."""
+def fashion_mnist(
+    *, seed: int = 0, val_fraction: float = 0.1, labelled: int | None = None, unlabelled: int = 0
+) -> Splits:
+    """Fashion-MNIST (Xiao et al., arXiv 1708.07747), 10 classes, one group per class.
+
+    ``labelled`` keeps labels on that many training images; ``unlabelled`` draws an unlabelled
+    pool of that size from the remaining ones (see :func:`classification_splits`).
+    """
     return classification_splits(
         fashion_mnist_images(), FASHION_CLASSES, name="fashion_mnist", seed=seed,
-        val_fraction=val_fraction,
+        val_fraction=val_fraction, labelled=labelled, unlabelled=unlabelled,
     )  # fmt: skip
