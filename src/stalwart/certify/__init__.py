@@ -4,7 +4,10 @@
 >>> b = certify.bound("ibp", net, certify.LinfBall(x, eps=0.1), margin_of=label)
 """
 
+from stalwart.certify import crown as _crown  # noqa: F401  (registers "crown")
+from stalwart.certify import lp as _lp  # noqa: F401  (registers "lp")
 from stalwart.certify.bounds import BOUNDS, as_network, bound
+from stalwart.certify.complete import SearchResult, milp_optimum, search
 from stalwart.certify.ibp import ibp_rows, layer_bounds
 from stalwart.certify.network import (
     Conv,
@@ -29,6 +32,7 @@ __all__ = [
     "Normalize",
     "OutputProperty",
     "Scale",
+    "SearchResult",
     "as_network",
     "bound",
     "compose",
@@ -36,4 +40,6 @@ __all__ = [
     "from_ops",
     "ibp_rows",
     "layer_bounds",
+    "milp_optimum",
+    "search",
 ]

@@ -249,6 +249,9 @@ def compose(first: Affine, second: Affine) -> Affine:
         folded = _fold_channel_scale(first, second)
         if folded is not None:
             return folded
+    if isinstance(second, Dense):
+        # W₂ W₁ row by row through W₁ᵀ: never builds the first layer's (possibly conv) matrix.
+        return Dense(first.backward(second.weight), second.forward(first.bias))
     weight = second.linear(first.dense_weight().T).T
     return Dense(weight, second.forward(first.bias))
 
