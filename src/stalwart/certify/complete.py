@@ -309,6 +309,35 @@ def _bab_disjunct(net, lo, hi, C, d, root_bounds, deadline, checker):
     return "holds", None, f"branch and bound closed {explored} subdomains"
 
 
+def find_counterexample(
+    net: Network,
+    lo: Tensor,
+    hi: Tensor,
+    prop: OutputProperty,
+    *,
+    restarts: int = 8,
+    steps: int = 30,
+    deadline: _Deadline | None = None,
+) -> Tensor | None:
+    """An input in ``[lo, hi]`` (flat) that the network maps into the unsafe region, or None.
+
+    Signed-gradient descent on the largest row of each unsafe conjunction, from the box's
+    centre and ``restarts − 1`` random points; a point is returned only after running the
+    network on it confirms the violation.
+    """
+    dtype, device = lo.dtype, lo.device
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(max(restarts, 1), lo.numel(), generator=generator, dtype=dtype)
+    starts = lo + noise.to(device) * (hi - lo)
+    starts[0] = (lo + hi) / 2
+    checker = _Checker(net, prop, lo, hi)
+    for C, d in prop.disjuncts:
+        found = checker.check(_attack(net, lo, hi, C, d, starts, steps))
+        if found is not None or (deadline is not None and deadline.passed):
+            return found
+    return None
+
+
 def search(
     net: Network | nn.Module,
     box: Box,
@@ -356,17 +385,11 @@ def search(
         )
 
     if attack_restarts > 0:
-        generator = torch.Generator().manual_seed(0)
-        starts = lo + torch.rand(attack_restarts, lo.numel(), generator=generator, dtype=dtype).to(
-            device
-        ) * (hi - lo)
-        starts[0] = (lo + hi) / 2
-        for C, d in prop.disjuncts:
-            found = checker.check(_attack(net, lo, hi, C, d, starts, 30))
-            if found is not None:
-                return answer("violated", found, "attack")
-            if deadline.passed:
-                return answer("unknown", detail="time out during the attack")
+        found = find_counterexample(net, lo, hi, prop, restarts=attack_restarts, deadline=deadline)
+        if found is not None:
+            return answer("violated", found, "attack")
+        if deadline.passed:
+            return answer("unknown", detail="time out during the attack")
 
     bounds = crown_layer_bounds(net, lo, hi)
     open_disjuncts = []

@@ -6,6 +6,7 @@
 - ``overparam``: the model-size study of arXiv 2005.04345 (``OverparamConfig``).
 - ``robustness``: a comparison on clean and adversarially robust accuracy
   (``RobustnessConfig``).
+- ``rst_linear``: RST's linear-regression result of arXiv 2002.10716 (``RstLinearConfig``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ def _kinds() -> dict[str, Any]:
     from stalwart.experiments.compare import CompareConfig
     from stalwart.experiments.overparam import OverparamConfig
     from stalwart.experiments.robustness import RobustnessConfig
+    from stalwart.experiments.rst_linear import RstLinearConfig
     from stalwart.experiments.sweep import SweepConfig
 
     return {
         "compare": CompareConfig, "sweep": SweepConfig, "overparam": OverparamConfig,
-        "robustness": RobustnessConfig,
+        "robustness": RobustnessConfig, "rst_linear": RstLinearConfig,
     }  # fmt: skip
 
 
