@@ -88,8 +88,8 @@ def test_verify_command_holds_and_violated_with_a_checked_counterexample(onnx_ca
     net, root = onnx_case
     holds = invoke("verify", root / "net.onnx", root / "tight.vnnlib", "--timeout", "20")
     assert holds.exit_code == 0 and holds.stdout.strip() == "holds"
-    violated = invoke("verify", root / "net.onnx", root / "loose.vnnlib", "--timeout", "20",
-                      "--counterexample", root / "ce.txt", "--result", root / "result.txt")  # fmt: skip
+    files = ["--counterexample", root / "ce.txt", "--result", root / "result.txt"]
+    violated = invoke("verify", root / "net.onnx", root / "loose.vnnlib", "--timeout", "20", *files)
     assert violated.exit_code == 0 and violated.stdout.strip() == "violated"
     x, y = read_counterexample(root / "ce.txt")
     out = net(torch.tensor(x, dtype=torch.float32)).detach().numpy()
