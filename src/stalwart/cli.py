@@ -350,7 +350,7 @@ def certify(
             model, sets[split], eps=eps, bounds=_names(bounds), examples=examples, lower=lower,
             upper=upper, options=options, on_example=lambda i: progress.update(task, advance=1),
         )  # fmt: skip
-    write_json(run_dir / f"certified_eps{eps:g}.json", table)
+    write_json(run_dir / f"certified_eps{eps:g}_{'_'.join(table['bounds'])}.json", table)
     out = Table(title=f"{config.name}: {split}, first {n} points, L∞ ε = {eps:g}",
                 title_justify="left")  # fmt: skip
     for column in ("", "accuracy %", "s / point"):

@@ -149,7 +149,7 @@ def test_certify_command_orders_the_bounds_and_never_contradicts_pgd(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "certified: lp" in result.stdout and "PGD (upper bound)" in result.stdout
-    table = json.loads((tmp_path / "run" / "certified_eps0.02.json").read_text())
+    table = json.loads((tmp_path / "run" / "certified_eps0.02_ibp_crown_lp.json").read_text())
     rows = table["bounds"]
     assert rows["ibp"]["certified"] <= rows["crown"]["certified"] <= rows["lp"]["certified"]
     assert rows["lp"]["certified"] <= table["pgd"] <= table["clean"]

@@ -1,0 +1,287 @@
+"""SDP-FO (arXiv 2010.11645) against independent references on tiny networks.
+
+References written here: the exact minimum of a row by a big-M MILP (scipy/HiGHS), the primal
+SDP of Raghunathan et al. 2018 (arXiv 1811.01057) solved by cvxpy/SCS, autograd derivatives of
+the Lagrangian, a dense eigensolver, sampled and attacked inputs.
+"""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from stalwart.certify import sdp
+from stalwart.certify.bounds import bound
+from stalwart.certify.ibp import ibp_rows, layer_bounds
+from stalwart.certify.network import Conv, Dense, Network, Scale, from_ops
+from stalwart.certify.spec import Box
+from stalwart.errors import ConfigError
+
+F64 = torch.float64
+
+
+def tiny_net(sizes: list[int], seed: int) -> Network:
+    g = torch.Generator().manual_seed(seed)
+    layers = [
+        Dense(torch.randn(o, i, generator=g, dtype=F64), torch.randn(o, generator=g, dtype=F64))
+        for i, o in zip(sizes, sizes[1:], strict=False)
+    ]
+    return Network(layers, (sizes[0],))
+
+
+def box_around(n: int, seed: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.rand(n, generator=torch.Generator().manual_seed(100 + seed), dtype=F64)
+    return x - eps, x + eps
+
+
+MARGINS = (torch.tensor([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]], dtype=F64), torch.zeros(2, dtype=F64))
+
+
+def _hidden_pre_bounds(net: Network, lower, upper) -> list[tuple[np.ndarray, np.ndarray]]:
+    hidden = Network(net.layers[:-1], net.input_shape)
+    return [
+        (lo[0].numpy(), hi[0].numpy()) for lo, hi in layer_bounds(hidden, lower[None], upper[None])
+    ]
+
+
+def exact_min(net: Network, lower, upper, c, d) -> float:
+    """min of c·f(x) + d over the box: big-M MILP on IBP pre-activation bounds (exact)."""
+    weights = [(layer.weight.numpy(), layer.bias.numpy()) for layer in net.layers]
+    pre = _hidden_pre_bounds(net, lower, upper)
+    n0 = lower.numel()
+    sizes = [n0] + [2 * len(b) for _, b in weights[:-1]]
+    nv = sum(sizes)
+    lb, ub = list(lower.numpy()), list(upper.numpy())
+    integrality = [0] * n0
+    rows, rl, ru = [], [], []
+    x_index, start = np.arange(n0), n0
+    for (W, b), (pl, pu) in zip(weights[:-1], pre, strict=True):
+        k = len(b)
+        z, delta = np.arange(start, start + k), np.arange(start + k, start + 2 * k)
+        start += 2 * k
+        lb += [0.0] * 2 * k
+        ub += list(np.maximum(pu, 0.0)) + [1.0] * k
+        integrality += [0] * k + [1] * k
+        for i in range(k):
+            base = np.zeros(nv)
+            base[z[i]] = 1.0
+            base[x_index] -= W[i]
+            rows.append(base.copy()), rl.append(b[i]), ru.append(np.inf)  # z ≥ Wx + b
+            upper_row = base.copy()
+            upper_row[delta[i]] = -pl[i]  # z ≤ Wx + b − l(1 − δ)
+            rows.append(upper_row), rl.append(-np.inf), ru.append(b[i] - pl[i])
+            on = np.zeros(nv)
+            on[z[i]], on[delta[i]] = 1.0, -max(pu[i], 0.0)  # z ≤ u δ
+            rows.append(on), rl.append(-np.inf), ru.append(0.0)
+        x_index = z
+    W, b = weights[-1]
+    objective = np.zeros(nv)
+    objective[x_index] = c.numpy() @ W
+    result = milp(
+        objective,
+        constraints=LinearConstraint(np.array(rows), rl, ru),
+        integrality=integrality,
+        bounds=Bounds(lb, ub),
+    )
+    assert result.success
+    return float(result.fun + c.numpy() @ b + float(d))
+
+
+def primal_sdp(net: Network, lower, upper, c, d) -> float:
+    """Raghunathan et al.'s SDP: P = [[1, xᵀ], [x, X]] ⪰ 0 over inputs and activations."""
+    weights = [(layer.weight.numpy(), layer.bias.numpy()) for layer in net.layers]
+    pre = _hidden_pre_bounds(net, lower, upper)
+    boxes = [(lower.numpy(), upper.numpy())] + [
+        (np.maximum(a, 0), np.maximum(b, 0)) for a, b in pre
+    ]
+    sizes = [len(lo) for lo, _ in boxes]
+    offsets = np.cumsum([1, *sizes])
+    spans = [slice(offsets[i], offsets[i + 1]) for i in range(len(sizes))]
+    P = cp.Variable((offsets[-1], offsets[-1]), symmetric=True)
+    constraints = [P >> 0, P[0, 0] == 1]
+    for j, (W, b) in enumerate(weights[:-1]):
+        x, z = P[0, spans[j]], P[0, spans[j + 1]]
+        constraints += [
+            z >= 0,
+            z >= W @ x + b,
+            cp.diag(P[spans[j + 1], spans[j + 1]])
+            == cp.diag(W @ P[spans[j], spans[j + 1]]) + cp.multiply(b, z),
+        ]
+    for span, (lo, hi) in zip(spans, boxes, strict=True):
+        constraints.append(cp.diag(P[span, span]) <= cp.multiply(lo + hi, P[0, span]) - lo * hi)
+    W, b = weights[-1]
+    cn = c.numpy()
+    problem = cp.Problem(cp.Minimize((cn @ W) @ P[0, spans[-1]] + cn @ b + float(d)), constraints)
+    problem.solve(solver=cp.SCS, eps=1e-8, max_iters=100_000)
+    assert problem.status == cp.OPTIMAL
+    return float(problem.value)
+
+
+def attacked_min(net: Network, lower, upper, c, d, seed: int = 0) -> float:
+    """Smallest row value found by sampling and sign-gradient descent inside the box."""
+    g = torch.Generator().manual_seed(seed)
+    x = lower + (upper - lower) * torch.rand(256, lower.numel(), generator=g, dtype=F64)
+    best = float((net(x) @ c + d).min())
+    x.requires_grad_(True)
+    for _ in range(50):
+        value = net(x) @ c + d
+        (grad,) = torch.autograd.grad(value.sum(), x)
+        with torch.no_grad():
+            x -= 0.05 * (upper - lower) * grad.sign()
+            x.copy_(torch.maximum(torch.minimum(x, upper), lower))
+        best = min(best, float(value.detach().min()))
+    return min(best, float((net(x.detach()) @ c + d).min()))
+
+
+def test_ibp_initialisation_reproduces_ibp():
+    net = tiny_net([5, 8, 8, 3], seed=1)
+    lower, upper = box_around(5, 1, 0.3)
+    C, d = MARGINS
+    expected = ibp_rows(net, lower[None], upper[None], C, d)[0]
+    boxes = sdp.activation_boxes(net, lower, upper)
+    for i in range(len(C)):
+        problem = sdp.row_problem(net, boxes, C[i], d[i])
+        value = -sdp.exact_upper(problem, sdp.ibp_duals(problem)) * problem.scale
+        assert value == pytest.approx(float(expected[i]), abs=1e-4)
+    rows, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=0)
+    assert sound
+    torch.testing.assert_close(rows, expected, atol=1e-4, rtol=0)
+    # The same through the registry, in float32.
+    result = bound("sdp", net, Box(lower, upper), margin_of=0, dtype=torch.float32, steps=0)
+    assert result.sound and result.method == "sdp"
+    torch.testing.assert_close(result.lower.double(), expected, atol=1e-4, rtol=0)
+
+
+def _lagrangian(problem, duals, z_flat):
+    z = problem.split(z_flat)
+    x = [m + r * zi for m, r, zi in zip(problem.centre, problem.radius, z, strict=True)]
+    value = problem.objective @ x[-1] + problem.offset
+    for j, layer in enumerate(problem.hidden):
+        pre = layer.forward(x[j][None])[0]
+        value = value + duals.lam[j] @ (x[j + 1] * (pre - x[j + 1]))
+        value = value + duals.mu_plus[j] @ (x[j + 1] - pre) + duals.mu_minus[j] @ x[j + 1]
+    for nu, xi, lo, hi in zip(duals.nu, x, problem.lower, problem.upper, strict=True):
+        value = value - nu @ ((xi - lo) * (xi - hi))
+    return value
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_closed_form_products_match_autograd(kind):
+    g = torch.Generator().manual_seed(3)
+    if kind == "dense":
+        net = tiny_net([4, 6, 5, 3], seed=3)
+        lower, upper = box_around(4, 3, 0.4)
+    else:
+        conv = Conv(
+            torch.randn(2, 1, 3, 3, generator=g, dtype=F64),
+            torch.randn(2, dtype=F64),
+            (1, 5, 5),
+            (2, 2),
+            (1, 1),
+        )
+        scale = Scale(
+            torch.rand(25, generator=g, dtype=F64) + 0.5, torch.randn(25, generator=g, dtype=F64)
+        )
+        dense = Dense(
+            torch.randn(3, conv.out_features, generator=g, dtype=F64), torch.randn(3, dtype=F64)
+        )
+        net = from_ops([scale, "relu", conv, "relu", dense], (1, 5, 5))
+        lower, upper = box_around(25, 3, 0.3)
+    C, d = MARGINS
+    problem = sdp.row_problem(net, sdp.activation_boxes(net, lower, upper), C[0], d[0])
+    duals = sdp.ibp_duals(problem)
+    for t in duals.tensors():
+        t.copy_(torch.rand(t.shape, generator=g, dtype=F64) - 0.3)
+    zero = torch.zeros(problem.n - 1, dtype=F64)
+    c, grad = sdp.constant_and_gradient(problem, duals)
+    assert float(c) == pytest.approx(float(_lagrangian(problem, duals, zero)), abs=1e-10)
+    jac = torch.autograd.functional.jacobian(lambda z: _lagrangian(problem, duals, z), zero)
+    torch.testing.assert_close(grad, jac)
+    hess = torch.autograd.functional.hessian(lambda z: _lagrangian(problem, duals, z), zero)
+    v = torch.randn(3, problem.n - 1, generator=g, dtype=F64)
+    torch.testing.assert_close(sdp.hessian_product(problem, duals, v), v @ hess)
+
+
+def test_lanczos_estimates_lambda_min_from_above():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(60, 60, generator=g, dtype=F64)
+    a = (q + q.T) / 2
+    exact = float(torch.linalg.eigvalsh(a)[0])
+    start = torch.randn(60, generator=g, dtype=F64)
+    full, vec = sdp.lanczos_min(lambda u: u @ a, start, 60)
+    assert float(full) == pytest.approx(exact, abs=1e-8)
+    assert float(vec @ a @ vec) == pytest.approx(exact, abs=1e-8)
+    for k in (3, 10, 25):
+        ritz, _ = sdp.lanczos_min(lambda u: u @ a, start, k)
+        assert float(ritz) >= exact - 1e-10
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sound_against_exact_minimum_and_attacks(seed):
+    net = tiny_net([2, 4, 4, 3], seed)
+    lower, upper = box_around(2, seed, 0.3)
+    C, d = MARGINS
+    rows, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=300, lr=3.0)
+    assert sound
+    ibp = ibp_rows(net, lower[None], upper[None], C, d)[0]
+    for i in range(len(C)):
+        exact = exact_min(net, lower, upper, C[i], d[i])
+        assert exact <= attacked_min(net, lower, upper, C[i], d[i]) + 1e-9
+        assert float(rows[i]) <= exact + 1e-7
+        assert float(rows[i]) >= float(ibp[i]) - 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_close_to_primal_sdp_and_never_tighter(seed):
+    net = tiny_net([2, 4, 4, 3], seed)
+    lower, upper = box_around(2, seed, 0.3)
+    C, d = MARGINS
+    rows, sound = sdp.sdp_rows(net, lower, upper, C[:1], d[:1], steps=1000, lr=3.0)
+    assert sound
+    primal = primal_sdp(net, lower, upper, C[0], d[0])
+    ibp = float(ibp_rows(net, lower[None], upper[None], C[:1], d[:1])[0, 0])
+    scale = max(abs(primal), primal - ibp, 1e-3)
+    assert float(rows[0]) <= primal + 1e-5 * scale  # tighter than the relaxation: unsound
+    assert primal - float(rows[0]) <= 0.003 * scale
+
+
+def test_strictly_better_than_ibp_where_ibp_is_loose():
+    net = tiny_net([2, 4, 4, 3], seed=0)
+    lower, upper = box_around(2, 0, 0.3)
+    C, d = MARGINS
+    rows, _ = sdp.sdp_rows(net, lower, upper, C[:1], d[:1], steps=300, lr=3.0)
+    ibp = float(ibp_rows(net, lower[None], upper[None], C[:1], d[:1])[0, 0])
+    exact = exact_min(net, lower, upper, C[0], d[0])
+    assert exact - ibp > 0.02  # IBP is loose here
+    assert float(rows[0]) - ibp > 0.5 * (exact - ibp)
+
+
+def test_large_n_is_an_estimate_and_cuda_free_defaults():
+    net = tiny_net([6, 10, 10, 3], seed=5)
+    lower, upper = box_around(6, 5, 0.2)
+    C, d = MARGINS
+    rows, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=20, lanczos_iters=8, exact_max_n=5)
+    assert not sound
+    assert rows.shape == (2,) and rows.dtype == F64
+    result = bound("sdp", net, Box(lower, upper), margin_of=1, steps=5, exact_max_n=5)
+    assert not result.sound
+
+
+def test_pre_bounds_are_used_and_checked():
+    net = tiny_net([3, 6, 6, 3], seed=6)
+    lower, upper = box_around(3, 6, 0.3)
+    C, d = MARGINS
+    pre = layer_bounds(net, lower[None], upper[None])
+    same, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=0, pre_bounds=pre)
+    torch.testing.assert_close(same, sdp.sdp_rows(net, lower, upper, C, d, steps=0)[0])
+    # Narrower second-layer bounds (not sound, only to see that they are used) move the bound.
+    shrunk = [pre[0], ((pre[1][0] + pre[1][1]) / 2 - 0.01, (pre[1][0] + pre[1][1]) / 2 + 0.01)]
+    tighter, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=0, pre_bounds=shrunk)
+    assert not torch.allclose(tighter, same)
+    with pytest.raises(ConfigError, match="pre_bounds"):
+        sdp.sdp_rows(net, lower, upper, C, d, pre_bounds=pre[:1])
+    with pytest.raises(ConfigError, match="steps"):
+        sdp.sdp_rows(net, lower, upper, C, d, steps=-1)
