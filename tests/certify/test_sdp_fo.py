@@ -150,7 +150,8 @@ def test_ibp_initialisation_reproduces_ibp():
     assert sound
     torch.testing.assert_close(rows, expected, atol=1e-4, rtol=0)
     # The same through the registry, in float32.
-    result = bound("sdp", net, Box(lower, upper), margin_of=0, dtype=torch.float32, steps=0)
+    result = bound("sdp", net, Box(lower, upper), margin_of=0, dtype=torch.float32, steps=0,
+                   intermediate="ibp")  # fmt: skip
     assert result.sound and result.method == "sdp"
     torch.testing.assert_close(result.lower.double(), expected, atol=1e-4, rtol=0)
 

@@ -6,6 +6,7 @@
 
 from stalwart.certify import crown as _crown  # noqa: F401  (registers "crown")
 from stalwart.certify import lp as _lp  # noqa: F401  (registers "lp")
+from stalwart.certify import sdp as _sdp  # noqa: F401  (registers "sdp")
 from stalwart.certify.bounds import BOUNDS, as_network, bound
 from stalwart.certify.complete import SearchResult, milp_optimum, search
 from stalwart.certify.ibp import ibp_rows, layer_bounds

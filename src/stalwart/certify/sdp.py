@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -375,6 +376,7 @@ def sdp_rows(
     exact_max_n: int = 4000,
     seed: int = 0,
     pre_bounds: list[Interval] | None = None,
+    stop_at_failure: bool = False,
 ) -> tuple[Tensor, bool]:
     """SDP-FO lower bounds on each row of ``C f(x) + d`` over the box ``[lower, upper]``.
 
@@ -399,6 +401,8 @@ def sdp_rows(
         seed: seeds Lanczos's random start vectors.
         pre_bounds: optional pre-activation bounds ``[(l, u), …]`` per ReLU layer (e.g. from
             CROWN), intersected with IBP's.
+        stop_at_failure: stop at the first row whose bound is not positive and report the
+            rest as ``-inf`` (enough to decide a margin property, much cheaper).
 
     Returns:
         ``(lower_rows, sound)``: ``sound`` is True when every row was evaluated exactly; else
@@ -440,6 +444,10 @@ def sdp_rows(
             else:
                 upper_bound = min(initial, estimate)
         rows.append(-upper_bound * problem.scale)
+        if stop_at_failure and rows[-1] <= 0:
+            # One failed margin already decides the point; -inf is a valid lower bound.
+            rows += [-math.inf] * (len(C) - len(rows))
+            break
     return torch.tensor(rows, dtype=lower.dtype, device=lower.device), exact
 
 
@@ -466,7 +474,14 @@ def _sdp(
     exact_max_n: int = 4000,
     seed: int = 0,
     pre_bounds: list[tuple[Tensor, Tensor]] | None = None,
+    intermediate: Literal["ibp", "crown"] = "crown",
+    stop_at_failure: bool = False,
 ) -> tuple[Tensor, bool]:
+    if pre_bounds is None and intermediate == "crown":
+        # Tighter activation boxes tighten the relaxation (the reference uses CROWN-IBP).
+        from stalwart.certify.crown import crown_layer_bounds
+
+        pre_bounds = crown_layer_bounds(net, lower, upper)[:-1]
     return sdp_rows(
         net,
         lower,
@@ -479,4 +494,5 @@ def _sdp(
         exact_max_n=exact_max_n,
         seed=seed,
         pre_bounds=pre_bounds,
+        stop_at_failure=stop_at_failure,
     )
