@@ -216,6 +216,18 @@ def demo(
     _run_experiment(recipe_path("compare_dominoes"), overrides, out)
 
 
+def _run_split(run_dir: Path, split: str) -> tuple[Any, Any, Any]:
+    """A finished run's config, one of its evaluation sets, and its selected model."""
+    from stalwart.errors import ConfigError
+    from stalwart.experiments.run import load_run
+
+    config, splits, model = load_run(run_dir)
+    sets = splits.evaluation_sets()
+    if split not in sets:
+        raise ConfigError(f"unknown split {split!r}; choose from {sorted(sets)}")
+    return config, sets[split], model
+
+
 @app.command()
 @friendly_errors
 def attack(
@@ -236,15 +248,10 @@ def attack(
 ) -> None:
     """Clean and robust accuracy, per group, of a trained run's selected model."""
     from stalwart.attacks import robust_accuracy
-    from stalwart.errors import ConfigError
-    from stalwart.experiments.run import load_run
     from stalwart.report import group_table
 
-    config, splits, model = load_run(run_dir)
-    sets = splits.evaluation_sets()
-    if split not in sets:
-        raise ConfigError(f"unknown split {split!r}; choose from {sorted(sets)}")
-    result = robust_accuracy(model, sets[split], attack=attack_name or ["pgd"], norm=norm,
+    config, dataset, model = _run_split(run_dir, split)
+    result = robust_accuracy(model, dataset, attack=attack_name or ["pgd"], norm=norm,
                              eps=eps, steps=steps, restarts=restarts, lower=lower,
                              upper=upper, queries=queries)  # fmt: skip
     title = (f"{config.name}: {split}, {'+'.join(result.attacks)} {norm} eps {eps}, "
@@ -335,19 +342,14 @@ def certify(
 
     from stalwart.certify.accuracy import certified_accuracy
     from stalwart.engine.checkpoint import write_json
-    from stalwart.errors import ConfigError
-    from stalwart.experiments.run import load_run
 
-    config, splits, model = load_run(run_dir)
-    sets = splits.evaluation_sets()
-    if split not in sets:
-        raise ConfigError(f"unknown split {split!r}; choose from {sorted(sets)}")
+    config, dataset, model = _run_split(run_dir, split)
     options = {"sdp": {"steps": sdp_steps}} if sdp_steps is not None else {}
-    n = min(examples, len(sets[split]))
+    n = min(examples, len(dataset))
     with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
         task = progress.add_task("certifying", total=n)
         table = certified_accuracy(
-            model, sets[split], eps=eps, bounds=_names(bounds), examples=examples, lower=lower,
+            model, dataset, eps=eps, bounds=_names(bounds), examples=examples, lower=lower,
             upper=upper, options=options, on_example=lambda i: progress.update(task, advance=1),
         )  # fmt: skip
     write_json(run_dir / f"certified_eps{eps:g}_{'_'.join(table['bounds'])}.json", table)
