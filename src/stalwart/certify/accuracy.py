@@ -21,9 +21,8 @@ import torch
 from torch import nn
 
 from stalwart.attacks.pgd import check_budget, pgd
-from stalwart.certify.bounds import as_network, bound
+from stalwart.certify.bounds import as_network, bound, bound_call, check_bound_names
 from stalwart.certify.spec import LinfBall
-from stalwart.certify.verify import _bound_call, check_bounds
 from stalwart.data.core import GroupedDataset
 
 
@@ -61,7 +60,7 @@ def certified_accuracy(
             converted.
     """
     check_budget(eps, "linf", lower, upper)
-    check_bounds(bounds)
+    check_bound_names(bounds)
     # A point needs every margin; SDP-FO can stop at the first that fails (rows are costly).
     options = {"sdp": {"stop_at_failure": True}} | {
         name: ({"stop_at_failure": True} if name == "sdp" else {}) | given
@@ -85,7 +84,7 @@ def certified_accuracy(
         if robust[i]:
             box = LinfBall(x[i], eps, lower, upper)
             for name in bounds:
-                method, extra = _bound_call(name)
+                method, extra = bound_call(name)
                 start = time.perf_counter()
                 result = bound(method, net, box, margin_of=int(y[i]),
                                **{**extra, **options.get(name, {})})  # fmt: skip

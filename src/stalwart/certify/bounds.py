@@ -30,6 +30,19 @@ def _ibp(net: Network, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor) -> Te
     return ibp_rows(net, lower[None], upper[None], C, d)[0]
 
 
+def bound_call(name: str) -> tuple[str, dict]:
+    """The registered method and options behind a bound name; ``crown+alpha`` is α-CROWN."""
+    if name == "crown+alpha":
+        return "crown", {"alpha": True}
+    return name, {}
+
+
+def check_bound_names(names) -> None:
+    """Reject an unknown bound name (with the choices) before any work starts."""
+    for name in names:
+        BOUNDS.get(bound_call(name)[0])
+
+
 def as_network(model: nn.Module | Network, input_shape: tuple[int, ...] | None = None) -> Network:
     """``model`` as a :class:`Network` (converted from a module when needed)."""
     if isinstance(model, Network):

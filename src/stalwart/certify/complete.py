@@ -62,16 +62,20 @@ class SearchResult:
     detail: str
 
 
-class _Deadline:
+class Deadline:
+    """Wall-clock time left until a fixed end, shared by the stages of one answer."""
+
     def __init__(self, seconds: float) -> None:
         self.end = time.perf_counter() + seconds
 
     @property
     def left(self) -> float:
+        """Seconds until the end (negative once past it)."""
         return self.end - time.perf_counter()
 
     @property
     def passed(self) -> bool:
+        """Whether the end has passed."""
         return self.left <= 0
 
 
@@ -197,7 +201,7 @@ def milp_optimum(
     """
     net = as_network(net, tuple(lower.shape)).detach()
     lo, hi = lower.reshape(-1), upper.reshape(-1)
-    deadline = _Deadline(timeout)
+    deadline = Deadline(timeout)
     bounds = crown_layer_bounds(net, lo, hi)
     enc = encode(net, lo, hi, bounds, binary=True)
     objective = _numpy(C) @ enc.out_matrix
@@ -317,7 +321,7 @@ def find_counterexample(
     *,
     restarts: int = 8,
     steps: int = 30,
-    deadline: _Deadline | None = None,
+    deadline: Deadline | None = None,
 ) -> Tensor | None:
     """An input in ``[lo, hi]`` (flat) that the network maps into the unsafe region, or None.
 
@@ -365,7 +369,7 @@ def search(
     if not timeout > 0:
         raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
     start = time.perf_counter()
-    deadline = _Deadline(timeout)
+    deadline = Deadline(timeout)
     net = as_network(net, tuple(box.lower.shape)).detach()
     dtype, device = net.layers[0].bias.dtype, net.layers[0].bias.device
     lower, upper, single = box.to(dtype, device).flat(net.input_shape)

@@ -23,8 +23,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from stalwart.certify.bounds import BOUNDS, bound
-from stalwart.certify.complete import _Deadline, find_counterexample, search
+from stalwart.certify.bounds import bound, bound_call, check_bound_names
+from stalwart.certify.complete import Deadline, find_counterexample, search
 from stalwart.certify.network import Network
 from stalwart.certify.spec import Box, OutputProperty
 from stalwart.errors import ConfigError
@@ -54,18 +54,6 @@ class Verdict:
     decided_by: str = ""
     seconds: float = 0.0
     log: list[str] = field(default_factory=list)
-
-
-def _bound_call(name: str) -> tuple[str, dict]:
-    if name == "crown+alpha":
-        return "crown", {"alpha": True}
-    return name, {}
-
-
-def check_bounds(names: Sequence[str]) -> None:
-    """Reject an unknown bound name before any work starts."""
-    for name in names:
-        BOUNDS.get(_bound_call(name)[0])
 
 
 def _unstable_relus(net: Network, lo: Tensor, hi: Tensor) -> int:
@@ -104,9 +92,9 @@ def verify(
         raise ConfigError(f"complete must be milp, bab or none; got {complete!r}")
     if not instances:
         raise ConfigError("the property has no instances (no input box with an unsafe region)")
-    check_bounds(bounds)
+    check_bound_names(bounds)
     start = time.perf_counter()
-    deadline = _Deadline(timeout)
+    deadline = Deadline(timeout)
     net = net.detach()
     dtype, device = net.layers[0].bias.dtype, net.layers[0].bias.device
     log: list[str] = []
@@ -145,7 +133,7 @@ def verify(
             if deadline.passed:
                 log.append("time out during the bounds")
                 return verdict("unknown")
-            method, options = _bound_call(name)
+            method, options = bound_call(name)
             result = bound(method, net, box, prop=prop, **options)
             worst = float(result.lower.min())
             log.append(f"instance {i}: {name} lowest row {worst:.4g} ({result.seconds:.2f}s)")
