@@ -286,3 +286,16 @@ def test_pre_bounds_are_used_and_checked():
         sdp.sdp_rows(net, lower, upper, C, d, pre_bounds=pre[:1])
     with pytest.raises(ConfigError, match="steps"):
         sdp.sdp_rows(net, lower, upper, C, d, steps=-1)
+
+
+def test_stop_at_failure_reports_the_rest_as_minus_infinity():
+    net = tiny_net([5, 8, 8, 3], seed=1)
+    lower, upper = box_around(5, 1, 0.3)
+    C = torch.cat([MARGINS[0], -MARGINS[0]])  # a row and its negation: one must fail
+    d = torch.zeros(4, dtype=F64)
+    full, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=20)
+    stopped, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=20, stop_at_failure=True)
+    first_failure = int(torch.nonzero(full <= 0)[0])
+    assert sound
+    torch.testing.assert_close(stopped[: first_failure + 1], full[: first_failure + 1])
+    assert torch.isinf(stopped[first_failure + 1 :]).all()
