@@ -271,7 +271,9 @@ def verify(
     bounds: Annotated[
         str, typer.Option(help="Bounds to try in order: ibp, crown, crown+alpha, lp, sdp.")
     ] = "ibp,crown,crown+alpha,lp",
-    complete: Annotated[str, typer.Option(help="Complete search: milp, bab or none.")] = "milp",
+    complete: Annotated[
+        str, typer.Option(help="Complete search: auto, input, milp, bab or none.")
+    ] = "auto",
     counterexample: Annotated[
         Path | None,
         typer.Option(

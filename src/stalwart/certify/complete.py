@@ -9,6 +9,8 @@
   units active or inactive; its bound is CROWN with those units clipped, then the triangle LP
   with the split constraints. The unit whose relaxation is loosest at the LP's optimum is
   split next. With every unit split the LP is exact, so the search is complete.
+- ``input``: branch and bound over the input box (``input_split.py``), for networks with few
+  inputs.
 
 Answers follow VNN-COMP: ``violated`` comes only with an input that, run through the network,
 lands in the unsafe region; ``holds`` only when every unsafe conjunction was ruled out by a
@@ -34,12 +36,13 @@ from torch import Tensor, nn
 from stalwart.certify.bounds import as_network
 from stalwart.certify.crown import backward_bound, crown_layer_bounds
 from stalwart.certify.ibp import ibp_rows
+from stalwart.certify.input_split import input_split_disjunct
 from stalwart.certify.lp import Encoding, encode
 from stalwart.certify.network import Network
 from stalwart.certify.spec import Box, OutputProperty
 from stalwart.errors import ConfigError
 
-METHODS = ("milp", "bab")
+METHODS = ("milp", "bab", "input")
 
 
 @dataclass
@@ -313,6 +316,10 @@ def _bab_disjunct(net, lo, hi, C, d, root_bounds, deadline, checker):
     return "holds", None, f"branch and bound closed {explored} subdomains"
 
 
+def _input_disjunct(net, lo, hi, C, d, bounds, deadline, checker):
+    return input_split_disjunct(net, lo, hi, C, d, deadline, checker)
+
+
 def find_counterexample(
     net: Network,
     lo: Tensor,
@@ -358,7 +365,7 @@ def search(
         box: the input set, shaped like one input.
         prop: the unsafe region.
         timeout: wall-clock seconds; past it the answer is ``unknown``.
-        method: ``"milp"`` or ``"bab"``.
+        method: ``"milp"``, ``"bab"`` (ReLU splits) or ``"input"`` (input splits).
         attack_restarts: random starts of the attack run before the solver (0: none).
 
     Raises:
@@ -402,7 +409,7 @@ def search(
             open_disjuncts.append((C, d))
     if not open_disjuncts:
         return answer("holds", detail="CROWN bounds rule out every unsafe region")
-    solve = _milp_disjunct if method == "milp" else _bab_disjunct
+    solve = {"milp": _milp_disjunct, "bab": _bab_disjunct, "input": _input_disjunct}[method]
     notes = []
     for C, d in open_disjuncts:
         if deadline.passed:

@@ -10,7 +10,8 @@ first definite answer:
 1. a short gradient attack on the property (counterexamples are usually easy when they exist);
 2. sound bounds, cheapest first (default IBP, CROWN, α-CROWN, LP); a bound that is only an
    estimate (SDP-FO beyond its exact-eigenvalue size) never proves anything;
-3. complete search (MILP or branch and bound) where the network is small enough.
+3. complete search where the network is small enough: splitting the input box when it has
+   few inputs (``auto``: at most ``INPUT_SPLIT_MAX_INPUTS``), else a MILP.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from stalwart.errors import ConfigError
 DEFAULT_BOUNDS = ("ibp", "crown", "crown+alpha", "lp")
 # Complete search encodes every unstable ReLU; past this many it is not attempted.
 COMPLETE_MAX_UNSTABLE = 400
+# Input splitting pays off while each bisection shrinks a large share of the box.
+INPUT_SPLIT_MAX_INPUTS = 16
+COMPLETE = ("auto", "milp", "bab", "input", "none")
 
 
 @dataclass
@@ -69,7 +73,7 @@ def verify(
     *,
     timeout: float,
     bounds: Sequence[str] = DEFAULT_BOUNDS,
-    complete: Literal["milp", "bab", "none"] = "milp",
+    complete: Literal["auto", "milp", "bab", "input", "none"] = "auto",
     attack_restarts: int = 8,
 ) -> Verdict:
     """Decide a property given as instances ``(input box, unsafe region)``.
@@ -80,7 +84,9 @@ def verify(
         timeout: wall-clock seconds for everything; then the answer is ``unknown``.
         bounds: the bounds to try, in order (``ibp``, ``crown``, ``crown+alpha``, ``lp``,
             ``sdp``).
-        complete: the complete search for what bounds leave open, or ``none``.
+        complete: the complete search for what bounds leave open: ``input`` splits, ``milp``,
+            ``bab`` (ReLU splits), ``auto`` (input splits for few inputs, else MILP) or
+            ``none``.
         attack_restarts: random starts of the attack per instance (0: skip the attack).
 
     Raises:
@@ -88,8 +94,8 @@ def verify(
     """
     if not timeout > 0:
         raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
-    if complete not in ("milp", "bab", "none"):
-        raise ConfigError(f"complete must be milp, bab or none; got {complete!r}")
+    if complete not in COMPLETE:
+        raise ConfigError(f"complete must be one of {list(COMPLETE)}; got {complete!r}")
     if not instances:
         raise ConfigError("the property has no instances (no input box with an unsafe region)")
     check_bound_names(bounds)
@@ -141,17 +147,20 @@ def verify(
                 decided = name
                 break
         if decided is None and complete != "none":
-            unstable = _unstable_relus(net, lo, hi)
+            search_method = complete
+            if search_method == "auto":
+                search_method = "input" if net.in_features <= INPUT_SPLIT_MAX_INPUTS else "milp"
+            unstable = 0 if search_method == "input" else _unstable_relus(net, lo, hi)
             if unstable > COMPLETE_MAX_UNSTABLE:
-                log.append(f"instance {i}: {unstable} unstable ReLUs, too many for {complete}")
+                log.append(f"instance {i}: {unstable} unstable ReLUs, too many for {search_method}")
             elif not deadline.passed:
-                found = search(net, box, prop, timeout=deadline.left, method=complete,
+                found = search(net, box, prop, timeout=deadline.left, method=search_method,
                                attack_restarts=0)  # fmt: skip
-                log.append(f"instance {i}: {complete} says {found.status} ({found.detail})")
+                log.append(f"instance {i}: {search_method} says {found.status} ({found.detail})")
                 if found.status == "violated":
-                    return verdict("violated", complete, found.counterexample)
+                    return verdict("violated", search_method, found.counterexample)
                 if found.status == "holds":
-                    decided = complete
+                    decided = search_method
         if decided is None:
             return verdict("unknown")
         deciders.append(decided)
