@@ -69,10 +69,6 @@ class Affine:
         eye = torch.eye(self.in_features, dtype=self.bias.dtype, device=self.bias.device)
         return self.linear(eye).T
 
-    def to_dense(self) -> Dense:
-        """The same map as a :class:`Dense` layer."""
-        return Dense(self.dense_weight(), self.bias)
-
     def map(self, fn) -> Affine:  # pragma: no cover - abstract
         """The same layer with ``fn`` applied to each stored tensor."""
         raise NotImplementedError
@@ -343,19 +339,6 @@ class Network:
             return t.detach().to(dtype=dtype or t.dtype, device=device or t.device)
 
         return Network([layer.map(fn) for layer in self.layers], self.input_shape)
-
-    def elide(self, C: Tensor, d: Tensor | None = None) -> Network:
-        """The network whose outputs are ``C f(x) + d`` (the spec folded into the last layer)."""
-        last = self.layers[-1]
-        if C.shape[-1] != last.out_features:
-            raise ConfigError(
-                f"the output property has {C.shape[-1]} columns but the network has "
-                f"{last.out_features} outputs"
-            )
-        bias = C @ last.bias + (d if d is not None else 0.0)
-        folded = compose(last, Dense(C.to(last.bias.dtype), torch.zeros_like(bias)))
-        folded = Dense(folded.dense_weight(), bias)
-        return Network([*self.layers[:-1], folded], self.input_shape)
 
 
 class Normalize(nn.Module):
