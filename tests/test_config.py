@@ -5,8 +5,9 @@ import textwrap
 import pydantic
 import pytest
 
-from stalwart.config import RunConfig, TrainConfig, apply_override, load_config, parse_config
+from stalwart.config import RunConfig, TrainConfig, apply_override
 from stalwart.errors import ConfigError
+from stalwart.experiments.configs import load_config, parse_config
 
 MINIMAL = """\
 data:

@@ -3,7 +3,8 @@
 Every section rejects unknown keys and suggests the closest valid one; every value is type
 checked and range checked, and an error names the key, the rule and the value received.
 The ``data``, ``model`` and ``method`` sections name a registry entry; their other keys are
-that entry's parameters, checked against its signature.
+that entry's parameters, checked against its signature by ``stalwart.experiments.configs``
+(this module is a leaf: it imports no registry).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ class TrainConfig(StrictModel):
     schedule: Literal["constant", "step", "cosine"] = "constant"
     step_size: int = Field(30, ge=1, description="epochs between learning-rate drops (step)")
     gamma: float = Field(0.1, gt=0, le=1, description="learning-rate factor per drop (step)")
-    select: Literal["worst_group_accuracy", "accuracy", "weighted_accuracy", "last"] = (
-        "worst_group_accuracy"
+    select: str = Field(
+        "worst_group_accuracy",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the validation metric that selects the epoch (a key the evaluator "
+        "measures: worst_group_accuracy, accuracy, weighted_accuracy, loss, auroc, ...) or last",
     )
     seed: int = Field(0, ge=0, description="seeds initialisation, data order and data splits")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -100,27 +104,20 @@ class RunConfig(StrictModel):
         return {"seed": self.train.seed, **self.data.params}
 
 
-def parse_config(raw: Any, source: str = "config") -> RunConfig:
-    """Validate a mapping as a ``RunConfig`` and check the registry entries it names."""
+def validate_run_config(raw: Any, source: str = "config") -> RunConfig:
+    """Validate a mapping as a ``RunConfig`` (structure, types and ranges).
+
+    The registry entries it names (data source, model, method) are checked one floor up, in
+    ``stalwart.experiments.configs.parse_config``, where every registry is loaded.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: expected a mapping of keys to values; got {type(raw).__name__}"
         )
     try:
-        config = RunConfig.model_validate(raw)
+        return RunConfig.model_validate(raw)
     except pydantic.ValidationError as error:
         raise ConfigError(describe(error, source)) from None
-    _check_components(config, source)
-    return config
-
-
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML run config, apply ``key.sub=value`` overrides, validate.
-
-    Raises:
-        ConfigError: missing file, invalid YAML, unknown key, wrong type or value.
-    """
-    return parse_config(read_config_file(path, overrides), str(path))
 
 
 def read_config_file(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
@@ -192,19 +189,3 @@ def _section_model(path: tuple, model: type[BaseModel]) -> type[BaseModel] | Non
             return None
         model = annotation
     return model
-
-
-def _check_components(config: RunConfig, source: str) -> None:
-    from stalwart.data import SOURCES
-    from stalwart.methods import registry_of
-    from stalwart.models import MODELS
-
-    for section in ("data", "model", "method"):
-        component: ComponentConfig = getattr(config, section)
-        try:
-            registry = {"data": SOURCES, "model": MODELS}.get(section) or registry_of(
-                component.name
-            )
-            registry.check_params(component.name, component.params)
-        except ConfigError as error:
-            raise ConfigError(f"{source}: {section}: {error}") from None

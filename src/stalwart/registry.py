@@ -20,22 +20,40 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A name → factory table for one kind of thing (``"dataset"``, ``"model"``, ...)."""
+    """A name → factory table for one kind of thing (``"dataset"``, ``"model"``, ...).
 
-    def __init__(self, kind: str) -> None:
+    A registry may require every entry to carry the same metadata (``info=``, an instance of
+    ``info_type``), so that what is known about an entry is recorded in one place and one form.
+    """
+
+    def __init__(self, kind: str, info_type: type | None = None) -> None:
         self.kind = kind
+        self.info_type = info_type
         self._entries: dict[str, Callable[..., T]] = {}
+        self._info: dict[str, Any] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator that adds a factory under ``name``."""
+    def register(
+        self, name: str, info: Any = None
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator that adds a factory under ``name``, with its metadata ``info``."""
+        if self.info_type is not None and not isinstance(info, self.info_type):
+            raise TypeError(
+                f"{self.kind} {name!r} must be registered with info={self.info_type.__name__}(...)"
+            )
 
         def add(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = factory
+            self._info[name] = info
             return factory
 
         return add
+
+    def info(self, name: str) -> Any:
+        """The metadata registered with ``name`` (None for registries without metadata)."""
+        self.get(name)  # a wrong name lists the choices
+        return self._info[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

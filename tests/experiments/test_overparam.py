@@ -12,7 +12,6 @@ from stalwart.config import read_yaml
 from stalwart.experiments import recipe_path
 from stalwart.experiments.overparam import (
     OverparamConfig,
-    copy_logistic_into_head,
     features_of,
     fit_random_features,
     format_table,
@@ -22,6 +21,7 @@ from stalwart.experiments.overparam import (
     subsample_indices,
     upweight_indices,
 )
+from stalwart.models.heads import write_linear_head
 
 # Small but in the paper's regime: core signal noisy (variance 100), spurious signal clean.
 SMALL = {"n": 200, "n_val": 8, "n_test": 200, "core_dim": 5, "spurious_dim": 5}
@@ -75,7 +75,7 @@ def test_head_copy_reproduces_sklearn_predictions():
     features = features_of(model, splits.train.x).numpy()
     solver = LogisticRegression(C=1e3, fit_intercept=False, max_iter=5000)
     solver.fit(features, splits.train.y.numpy())
-    copy_logistic_into_head(model.head, solver.coef_)
+    write_linear_head(model.head, solver.coef_, 0.0, solver.classes_)
     with torch.no_grad():
         logits = model(splits.test.x.double())  # the stalwart model itself, end to end
     test_features = features_of(model, splits.test.x).numpy()

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from stalwart.recipes.rst import RobustSelfTraining, weighted_mean, with_pseudo_labels
+from stalwart.recipes.stage import StageContext
 
 from stalwart import data, models
 from stalwart.config import TrainConfig
@@ -11,9 +13,7 @@ from stalwart.data.sources.images import ImagePool, classification_splits
 from stalwart.errors import ConfigError, DataError
 from stalwart.experiments.configs import parse_experiment
 from stalwart.experiments.robustness import robustness
-from stalwart.methods import STAGED
-from stalwart.methods.rst import RobustSelfTraining, weighted_mean, with_pseudo_labels
-from stalwart.methods.stages import StageContext
+from stalwart.methods import METHODS
 
 
 def fake_pool(n_train=300, n_test=50, seed=0):
@@ -99,7 +99,7 @@ def test_rst_trains_in_three_stages_and_records_pseudo_labels(tmp_path):
                           progress=False),
         run_dir=tmp_path / "run", shared_dir=tmp_path / "shared",
     )  # fmt: skip
-    result = STAGED.build("rst", context, robust_loss="pgd", eps=0.1, steps=2)
+    result = METHODS.build("rst", context, robust_loss="pgd", eps=0.1, steps=2)
     record = json.loads((tmp_path / "run" / "pseudo_labels.json").read_text())
     assert record["pool"] == len(splits.unlabelled) == sum(record["per_class"])
     assert record["standard_val_accuracy"] > 0.5
@@ -114,7 +114,7 @@ def test_rst_without_a_pool_says_how_to_get_one():
         train=TrainConfig(epochs=1, progress=False),
     )  # fmt: skip
     with pytest.raises(ConfigError, match="needs an unlabelled pool: set data.unlabelled"):
-        STAGED.build("rst", context)
+        METHODS.build("rst", context)
 
 
 def test_robustness_experiment_trains_attacks_and_tabulates(tmp_path):

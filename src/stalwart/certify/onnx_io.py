@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from stalwart.certify.network import Affine, Conv, Dense, Network, Scale, from_ops
-from stalwart.engine.checkpoint import atomic_write_bytes
 from stalwart.errors import ConfigError
+from stalwart.io import atomic_write_bytes
 
 SUPPORTED_OPS = (
     "Add",

@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 
 from stalwart.certify.spec import Box, LinfBall, OutputProperty
-from stalwart.engine.checkpoint import atomic_write_text
 from stalwart.errors import ConfigError
+from stalwart.io import atomic_write_text
 
 # VNN-COMP 2022 answer words, and the 2021 words that mean the same.
 RESULT_STATUSES = ("sat", "unsat", "unknown", "timeout", "error")

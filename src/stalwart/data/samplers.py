@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,20 +63,46 @@ def fixed_subset(positions: Tensor) -> Sampler:
     return sample
 
 
-def subsample_to_smallest(labels: Tensor, seed: int) -> Tensor:
-    """Positions of a random subset with every present label value cut to the rarest one's count.
+def balanced_subsample(labels: Tensor, choose: Callable[[Tensor, int], Tensor]) -> Tensor:
+    """Positions of a subset with every present label value cut to the rarest one's count.
 
-    SUBG (over groups) and SUBY (over classes) of Idrissi et al. 2022: drawn once, before
-    training, from ``seed``; label values with no examples are ignored.
+    The one implementation of group- (or class-) balanced subsampling: SUBG/SUBY's fixed
+    subsample, DFR's balanced validation subsets and the overparameterization study's
+    majority subsampling all call it. Label values with no examples are ignored.
+
+    Args:
+        labels: one label (or group id) per example.
+        choose: ``choose(members, k)`` returns ``k`` of the positions ``members`` of one label
+            value, at random; label values are visited in increasing order, so a seeded
+            ``choose`` gives the same subset on every machine.
+
+    Returns:
+        The chosen positions, sorted.
     """
-    generator = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(labels)
     counts = torch.bincount(labels)
     smallest = int(counts[counts > 0].min())
-    keep = []
-    for value in torch.nonzero(counts).flatten().tolist():
-        members = torch.nonzero(labels == value).flatten()
-        keep.append(members[torch.randperm(len(members), generator=generator)[:smallest]])
+    keep = [
+        torch.as_tensor(choose(torch.nonzero(labels == value).flatten(), smallest))
+        for value in torch.nonzero(counts).flatten().tolist()
+    ]
     return torch.sort(torch.cat(keep)).values
+
+
+def numpy_choice(rng: np.random.Generator) -> Callable[[Tensor, int], Tensor]:
+    """A ``choose`` for :func:`balanced_subsample` drawing without replacement from ``rng``."""
+    return lambda members, k: torch.from_numpy(rng.choice(members.numpy(), k, replace=False))
+
+
+def subsample_to_smallest(labels: Tensor, seed: int) -> Tensor:
+    """SUBG (over groups) and SUBY (over classes) of Idrissi et al. 2022: a balanced subsample.
+
+    Drawn once, before training, from ``seed`` (see :func:`balanced_subsample`).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return balanced_subsample(
+        labels, lambda members, k: members[torch.randperm(len(members), generator=generator)[:k]]
+    )
 
 
 def repeat_positions(positions: Tensor, times: int, size: int) -> Sampler:

@@ -24,22 +24,21 @@ from stalwart.config import TrainConfig, describe
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.loader import iterate_batches
 from stalwart.data.samplers import Sampler, shuffled
-from stalwart.engine.checkpoint import (
+from stalwart.engine.device import autocast_for, resolve_device
+from stalwart.engine.evaluators import LAST, Evaluator, GroupClassification
+from stalwart.engine.method import Method
+from stalwart.engine.optim import build_optimizer, build_schedule
+from stalwart.engine.progress import TrainingProgress
+from stalwart.errors import CheckpointError, ConfigError, StalwartError, closest
+from stalwart.io import (
+    CHECKPOINT_FORMAT,
     atomic_write_text,
     load_checkpoint,
     load_state,
     save_checkpoint,
 )
-from stalwart.engine.device import autocast_for, resolve_device
-from stalwart.engine.evaluate import evaluate
-from stalwart.engine.optim import build_optimizer, build_schedule
-from stalwart.engine.progress import TrainingProgress
-from stalwart.errors import CheckpointError, ConfigError, StalwartError, closest
-from stalwart.methods import Method
-from stalwart.methods import build as build_method
 from stalwart.metrics.group import GroupMetrics
 
-CHECKPOINT_FORMAT = 1
 # Settings that change how a run looks, not what it computes: a resumed run may differ in them.
 COSMETIC = ("progress", "eval_batch_size")
 
@@ -59,9 +58,14 @@ class FitResult:
     run_dir: Path | None = None
 
     @property
+    def best_val_metrics(self) -> dict[str, Any]:
+        """Validation metrics of the selected epoch, as the evaluator measured them."""
+        return self.history[self.best_epoch - 1]["val"]
+
+    @property
     def best_val(self) -> GroupMetrics:
-        """Validation metrics of the selected epoch."""
-        return metrics_from_record(self.history[self.best_epoch - 1]["val"])
+        """Validation group metrics of the selected epoch (classification evaluators)."""
+        return metrics_from_record(self.best_val_metrics)
 
 
 def metrics_from_record(record: dict[str, Any]) -> GroupMetrics:
@@ -77,11 +81,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def fit(
     model: nn.Module,
-    method: Method | str,
+    method: Method,
     data: Splits,
     cfg: TrainConfig | None = None,
     *,
     sampler: Sampler | None = None,
+    evaluator: Evaluator | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
@@ -92,11 +97,14 @@ def fit(
     Args:
         model: the network to train (modified in place; the selected weights are loaded
             into it at the end).
-        method: a ``Method`` or a registered method name such as ``"erm"``.
+        method: the training objective, a ``Method`` object (``stalwart.fit`` one floor up
+            also takes registered names such as ``"erm"`` and multi-stage recipes).
         data: train, val and test splits; val drives selection, test is never touched.
         cfg: training settings; keyword ``overrides`` (``epochs=10, lr=1e-3``) update it.
         sampler: the epoch's visiting order; default: the method's own (``method.sampler``),
             else every example once, shuffled.
+        evaluator: what is measured on ``data.val`` each epoch; ``cfg.select`` names one of its
+            keys (default: per-group classification accuracy).
         run_dir: if given, ``metrics.jsonl`` and checkpoints are written there.
         resume: continue from ``run_dir``'s last checkpoint, if there is one.
         on_epoch_end: called with each epoch's record after it is saved.
@@ -110,9 +118,14 @@ def fit(
         CheckpointError: ``run_dir`` holds a run of another config, or a damaged checkpoint.
         TrainingDiverged: the training loss became NaN or infinite.
     """
-    cfg = _resolve_config(cfg, overrides)
-    if isinstance(method, str):
-        method = build_method(method, data.train)
+    cfg = resolve_train_config(cfg, overrides)
+    if not isinstance(method, Method):
+        raise ConfigError(
+            f"engine.fit takes a Method object, not {type(method).__name__} {method!r}; "
+            "stalwart.fit (or stalwart.recipes.fit) also takes method names"
+        )
+    evaluator = evaluator or GroupClassification()
+    evaluator.check_select(cfg.select)
     device = resolve_device(cfg.device)
     model.to(device)
     method.to(device)
@@ -152,8 +165,8 @@ def fit(
             train_seconds = time.perf_counter() - started
             lr = optimizer.param_groups[0]["lr"]
             schedule.step()
-            val = evaluate(
-                model, data.val, weights_from=data.train, batch_size=cfg.eval_batch_size,
+            val = evaluator(
+                model, data.val, reference=data.train, batch_size=cfg.eval_batch_size,
                 device=device, precision=cfg.precision,
             )  # fmt: skip
             record = {
@@ -162,10 +175,10 @@ def fit(
                 "lr": lr,
                 "train_seconds": round(train_seconds, 3),
                 "seconds": round(time.perf_counter() - started, 3),
-                "val": val.as_dict(),
+                "val": val,
             }
             history.append(record)
-            score = float(epoch) if cfg.select == "last" else val.value(cfg.select)
+            score = float(epoch) if cfg.select == LAST else evaluator.score(val, cfg.select)
             if score > best_score:
                 best_epoch, best_score = epoch, score
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -185,10 +198,8 @@ def fit(
                     "best_score": best_score,
                 })  # fmt: skip
             progress.advance(
-                0, f"epoch {epoch}/{cfg.epochs}",
-                f"loss {train_loss:.4f}  val acc {val.accuracy:.3f}  "
-                f"worst {val.worst_group_accuracy:.3f}",
-            )  # fmt: skip
+                0, f"epoch {epoch}/{cfg.epochs}", f"loss {train_loss:.4f}  {evaluator.status(val)}"
+            )
             if on_epoch_end is not None:
                 on_epoch_end(record)
 
@@ -197,7 +208,8 @@ def fit(
     return FitResult(model, method, best_epoch, history, run.root if run else None)
 
 
-def _resolve_config(cfg: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+def resolve_train_config(cfg: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+    """``cfg`` (default ``TrainConfig()``) with keyword ``overrides``, validated."""
     base = (cfg or TrainConfig()).model_dump()
     unknown = set(overrides) - set(TrainConfig.model_fields)
     if unknown:

@@ -18,11 +18,13 @@ from typing import Any, Literal
 from pydantic import Field
 from rich.table import Table
 
-from stalwart.config import ComponentConfig, RunConfig, StrictModel, TrainConfig, parse_config
-from stalwart.engine.checkpoint import atomic_write_bytes, write_json
+from stalwart.config import ComponentConfig, RunConfig, StrictModel, TrainConfig
 from stalwart.errors import ConfigError
+from stalwart.experiments.configs import parse_config
 from stalwart.experiments.executor import Job, run_jobs
 from stalwart.experiments.run import RunSummary
+from stalwart.io import atomic_write_bytes, write_json
+from stalwart.methods import method_info
 
 
 class CompareConfig(StrictModel):
@@ -51,12 +53,26 @@ class CompareConfig(StrictModel):
         expand(self)
 
 
-def expand(config: CompareConfig) -> list[list[Job]]:
-    """The runs of a comparison, in waves: a later wave reuses runs of an earlier one.
+def _reusable(config: RunConfig, same_seed: list[RunConfig]) -> dict[str, Path]:
+    """The finished run a method declares it can start from (``MethodInfo.reuses``), if here.
 
-    DFR retrains the last layer of an ERM model; when the comparison trains ERM with the same
-    settings, DFR reuses that run of the same seed instead of training ERM again.
+    DFR retrains the last layer of an ERM model: when the comparison trains ERM on the same
+    data and model with the same training settings and seed, DFR starts from that run.
     """
+    wanted = method_info(config.method.name).reuses
+    for other in same_seed:
+        if (
+            wanted is not None
+            and other.method.name == wanted
+            and not other.method.params
+            and (other.data, other.model, other.train) == (config.data, config.model, config.train)
+        ):
+            return {wanted: other.run_dir()}
+    return {}
+
+
+def expand(config: CompareConfig) -> list[list[Job]]:
+    """The runs of a comparison, in waves: a later wave reuses runs of an earlier one."""
     root = config.root()
     base = config.model_dump(include={"data", "model", "train"}, mode="json")
     jobs: dict[tuple[str, int], RunConfig] = {}
@@ -76,19 +92,9 @@ def expand(config: CompareConfig) -> list[list[Job]]:
                 jobs[label, seed] = parse_config(raw, f"{config.name}: methods.{label}")
             except ConfigError as error:
                 raise ConfigError(str(error)) from None
-    erm_label = next(
-        (
-            lab
-            for lab, e in config.methods.items()
-            if e.get("method", lab) == "erm" and "train" not in e
-        ),
-        None,
-    )
     first, second = [], []
     for (label, seed), run_config in jobs.items():
-        reuse = {}
-        if run_config.method.name == "dfr" and erm_label and "train" not in config.methods[label]:
-            reuse = {"erm": jobs[erm_label, seed].run_dir()}
+        reuse = _reusable(run_config, [c for (_, s), c in jobs.items() if s == seed])
         job = Job(run_config, shared_dir=root / "shared", reuse=reuse, label=label)
         (second if reuse else first).append(job)
     return [wave for wave in (first, second) if wave]

@@ -16,8 +16,44 @@ from typing import Any
 
 import pydantic
 
-from stalwart.config import describe, parse_config, read_config_file
+from stalwart.config import RunConfig, describe, read_config_file, validate_run_config
+from stalwart.data import SOURCES
 from stalwart.errors import ConfigError, closest
+from stalwart.methods import METHODS
+from stalwart.models import MODELS
+from stalwart.recipes import StageContext  # noqa: F401  (recipes register as methods)
+
+
+def parse_config(raw: Any, source: str = "config") -> RunConfig:
+    """Validate a mapping as a ``RunConfig`` and check the registry entries it names.
+
+    Raises:
+        ConfigError: an unknown key (with the closest valid one), a wrong type or range, or an
+            unknown data source, model or method, or a parameter one of them does not take.
+    """
+    config = validate_run_config(raw, source)
+    check_components(config, source)
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML run config, apply ``key.sub=value`` overrides, validate.
+
+    Raises:
+        ConfigError: missing file, invalid YAML, unknown key, wrong type or value.
+    """
+    return parse_config(read_config_file(path, overrides), str(path))
+
+
+def check_components(config: RunConfig, source: str) -> None:
+    """Check the data source, model and method a run names, and their parameters."""
+    registries = {"data": SOURCES, "model": MODELS, "method": METHODS}
+    for section, registry in registries.items():
+        component = getattr(config, section)
+        try:
+            registry.check_params(component.name, component.params)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {section}: {error}") from None
 
 
 def _kinds() -> dict[str, Any]:

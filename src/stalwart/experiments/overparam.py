@@ -48,13 +48,15 @@ import torch
 import yaml
 from pydantic import Field, field_validator
 from rich.table import Table
-from torch import Tensor, nn
+from torch import Tensor
 
 from stalwart.config import StrictModel
 from stalwart.data.core import GroupedDataset, Splits
-from stalwart.engine.checkpoint import atomic_write_bytes, atomic_write_text, write_json
+from stalwart.data.samplers import balanced_subsample, numpy_choice
 from stalwart.experiments.executor import map_in_processes
+from stalwart.io import atomic_write_bytes, atomic_write_text, write_json
 from stalwart.metrics.group import GroupMetrics, group_metrics
+from stalwart.models.heads import write_linear_head
 from stalwart.models.random_features import RandomFeatures
 
 Objective = Literal["erm", "upweight", "subsample"]
@@ -152,11 +154,9 @@ def subsample_indices(groups: np.ndarray, n_groups: int, rng: np.random.Generato
     """Row positions of a random subset holding as many examples of each group as the smallest.
 
     Only non-empty groups count; each is reduced, without replacement, to the size of the
-    smallest non-empty group.
+    smallest non-empty group (:func:`stalwart.data.samplers.balanced_subsample`).
     """
-    positions = [p for p in _group_positions(np.asarray(groups), n_groups) if len(p)]
-    smallest = min(len(p) for p in positions)
-    return np.concatenate([np.sort(rng.choice(p, smallest, replace=False)) for p in positions])
+    return balanced_subsample(torch.from_numpy(np.asarray(groups)), numpy_choice(rng)).numpy()
 
 
 def resample_indices(
@@ -178,19 +178,6 @@ def resample_indices(
 
 # --------------------------------------------------------------------------------------------
 # Fitting one model
-
-
-def copy_logistic_into_head(head: nn.Linear, coef: np.ndarray) -> None:
-    """Put binary logistic-regression weights ``coef`` (shape ``(1, N)``) into a 2-logit head.
-
-    The logits are ``∓ coef·φ/2``, so their softmax is ``sigmoid(coef·φ)`` and the argmax is
-    scikit-learn's prediction (a tie, ``coef·φ = 0``, gives class 0 in both).
-    """
-    weight = torch.as_tensor(np.asarray(coef).reshape(1, -1), dtype=head.weight.dtype)
-    with torch.no_grad():
-        head.weight.copy_(torch.cat([-weight / 2, weight / 2]))
-        if head.bias is not None:
-            head.bias.zero_()
 
 
 @dataclass
@@ -253,7 +240,7 @@ def fit_head(
         solver.fit(x, y, sample_weight=weight)
     if list(solver.classes_) != [0, 1]:
         raise ValueError(f"the head fit needs labels 0 and 1; got classes {solver.classes_}")
-    copy_logistic_into_head(model.head, solver.coef_)
+    write_linear_head(model.head, solver.coef_, 0.0, solver.classes_)
     iterations = int(np.max(solver.n_iter_))
     return HeadFit(
         rows=rows,
@@ -643,7 +630,6 @@ __all__ = [
     "HeadFit",
     "OverparamConfig",
     "aggregate",
-    "copy_logistic_into_head",
     "features_of",
     "fit_head",
     "fit_random_features",

@@ -21,11 +21,11 @@ from rich.table import Table
 from stalwart.attacks import robust_accuracy
 from stalwart.attacks.pgd import check_budget
 from stalwart.config import StrictModel
-from stalwart.engine.checkpoint import write_json
 from stalwart.errors import ConfigError
 from stalwart.experiments.compare import CompareConfig, compare
 from stalwart.experiments.executor import Job
 from stalwart.experiments.run import RunSummary, load_run
+from stalwart.io import write_json
 
 
 class AttackConfig(StrictModel):

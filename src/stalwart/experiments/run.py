@@ -18,18 +18,21 @@ from typing import Any
 import torch
 import yaml
 
-from stalwart import data, methods, models
-from stalwart.config import RunConfig, parse_config
+from stalwart import data, models
+from stalwart.config import RunConfig
 from stalwart.engine import evaluate, fit
-from stalwart.engine.checkpoint import (
+from stalwart.engine.fit import COSMETIC, metrics_from_record
+from stalwart.errors import CheckpointError
+from stalwart.experiments.configs import parse_config
+from stalwart.io import (
     atomic_write_text,
     load_checkpoint,
     load_state,
     write_json,
 )
-from stalwart.engine.fit import COSMETIC, metrics_from_record
-from stalwart.errors import CheckpointError
+from stalwart.methods import METHODS, build, method_info
 from stalwart.metrics.group import GroupMetrics
+from stalwart.recipes import StageContext
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,9 @@ def run(
     # Built before anything is written, so a bad model parameter leaves no run directory;
     # a staged method builds its own fresh copies with the same seed.
     model = build_model()
-    staged = methods.registry_of(config.method.name) is methods.STAGED
-    method = (
-        None if staged else methods.build(config.method.name, splits.train, **config.method.params)
-    )
+    info = method_info(config.method.name)
+    params = config.method.params
+    method = None if info.staged else build(config.method.name, splits.train, **params)
     # Only now, with everything built and checked, does the run directory receive anything.
     fresh = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,20 +109,18 @@ def run(
         atomic_write_text(config_file, yaml.safe_dump(resolved(config), sort_keys=False))
     try:
         if method is None:  # a staged method composes its own fit() calls
-            context = methods.StageContext(
+            context = StageContext(
                 splits, build_model, config.train, run_dir=run_dir, shared_dir=shared_dir,
                 identity={"data": config.data_params(), "data_name": config.data.name,
                           "model": config.model.model_dump()},
                 reuse=reuse or {}, on_epoch_end=on_epoch_end,
             )  # fmt: skip
-            result = methods.STAGED.build(config.method.name, context, **config.method.params)
-            group_labels = getattr(methods.STAGED.get(config.method.name), "group_labels", "no")
+            result = METHODS.build(config.method.name, context, **config.method.params)
         else:
             result = fit(
                 model, method, splits, config.train, run_dir=run_dir, resume=True,
                 on_epoch_end=on_epoch_end,
             )  # fmt: skip
-            group_labels = "yes" if method.uses_group_labels else "no"
     except BaseException:
         if fresh and not any(p.name != "config.yaml" for p in run_dir.iterdir()):
             # Failed before it trained anything: leave no directory that would refuse a fix.
@@ -136,7 +136,7 @@ def run(
         )  # fmt: skip
     summary = RunSummary(
         run_dir, result.best_epoch, evaluated, round(time.perf_counter() - started, 2),
-        group_labels=group_labels, resumed_from=previous_epochs,
+        group_labels=info.group_labels, resumed_from=previous_epochs,
     )  # fmt: skip
     write_json(summary_file, summary.as_dict(config))
     return summary

@@ -22,10 +22,11 @@ import numpy as np
 from pydantic import Field, model_validator
 from rich.table import Table
 
-from stalwart.config import StrictModel, parse_config, set_key
-from stalwart.engine.checkpoint import write_json
+from stalwart.config import StrictModel, set_key
+from stalwart.experiments.configs import parse_config
 from stalwart.experiments.executor import Job, run_jobs
 from stalwart.experiments.run import RunSummary
+from stalwart.io import write_json
 
 
 class Distribution(StrictModel):

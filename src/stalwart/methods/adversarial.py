@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 from stalwart.attacks.pgd import check_budget, pgd, project
 from stalwart.data.core import Batch, GroupedDataset
+from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
-from stalwart.methods.base import Method
-from stalwart.methods.catalog import METHODS
+from stalwart.methods.catalog import register_method
 
 
 class PGDAdversarialTraining(Method):
@@ -101,7 +101,7 @@ def _checked(eps: float, steps: int, step_size: float | None, norm: str, lower: 
     return step_size if step_size is not None else 2.5 * eps / max(steps, 1)
 
 
-@METHODS.register("pgd_at")
+@register_method("pgd_at", group_labels="no")
 def pgd_at(
     train: GroupedDataset,
     *,
@@ -124,7 +124,7 @@ def pgd_at(
     return PGDAdversarialTraining(eps, steps, alpha, norm, lower, upper, clean_weight)
 
 
-@METHODS.register("trades")
+@register_method("trades", group_labels="no")
 def trades(
     train: GroupedDataset,
     *,

@@ -24,9 +24,9 @@ from stalwart.attacks.pgd import check_budget
 from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.network import from_module
 from stalwart.data.core import Batch, GroupedDataset
+from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
-from stalwart.methods.base import Method
-from stalwart.methods.catalog import METHODS
+from stalwart.methods.catalog import register_method
 
 
 def margin_rows(y: Tensor, n_classes: int, dtype: torch.dtype) -> Tensor:
@@ -84,7 +84,7 @@ class IBPTraining(Method):
         )
 
 
-@METHODS.register("ibp")
+@register_method("ibp", group_labels="no")
 def ibp(
     train: GroupedDataset,
     *,

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stalwart.data.core import Batch, GroupedDataset
+from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
-from stalwart.methods.base import Method
-from stalwart.methods.catalog import METHODS
+from stalwart.methods.catalog import register_method
 
 
 class CVaRDRO(Method):
@@ -32,7 +32,7 @@ class CVaRDRO(Method):
         return losses.topk(k).values.mean()
 
 
-@METHODS.register("cvar_dro")
+@register_method("cvar_dro", group_labels="no")
 def cvar_dro(train: GroupedDataset, *, alpha: float = 0.1) -> CVaRDRO:
     """CVaR DRO at level α (α = 1 is ERM)."""
     if not 0 < alpha <= 1:

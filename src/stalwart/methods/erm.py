@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stalwart.data.core import Batch, GroupedDataset
-from stalwart.methods.base import Method
-from stalwart.methods.catalog import METHODS
+from stalwart.engine.method import Method
+from stalwart.methods.catalog import register_method
 
 
 class ERM(Method):
@@ -18,7 +18,7 @@ class ERM(Method):
         return F.cross_entropy(model(batch.x), batch.y)
 
 
-@METHODS.register("erm")
+@register_method("erm", group_labels="no")
 def erm(train: GroupedDataset) -> ERM:
     """Build ERM (it needs nothing from the training data)."""
     return ERM()

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 from stalwart.data.core import Batch, GroupedDataset
 from stalwart.data.samplers import Sampler, balanced
+from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
-from stalwart.methods.base import Method
-from stalwart.methods.catalog import METHODS
+from stalwart.methods.catalog import register_method
 
 
 def group_mean_losses(losses: Tensor, groups: Tensor, n_groups: int) -> tuple[Tensor, Tensor]:
@@ -35,8 +35,6 @@ def group_mean_losses(losses: Tensor, groups: Tensor, n_groups: int) -> tuple[Te
 
 class GroupDRO(Method):
     """Online group DRO; the group weights ``q`` are a buffer, saved with checkpoints."""
-
-    uses_group_labels = True
 
     def __init__(
         self,
@@ -72,7 +70,7 @@ class GroupDRO(Method):
         return balanced(self._train_groups) if self.balanced_sampling else None
 
 
-@METHODS.register("group_dro")
+@register_method("group_dro", group_labels="yes")
 def group_dro(
     train: GroupedDataset,
     *,

@@ -13,18 +13,17 @@ from torch import Tensor
 
 from stalwart.data.core import GroupedDataset
 from stalwart.data.samplers import Sampler, balanced, fixed_subset, subsample_to_smallest
-from stalwart.methods.catalog import METHODS
+from stalwart.methods.catalog import register_method
 from stalwart.methods.erm import ERM
 
 
 class Rebalanced(ERM):
     """ERM over a rebalanced stream of the training data."""
 
-    def __init__(self, labels: Tensor, *, subsample: bool, uses_group_labels: bool) -> None:
+    def __init__(self, labels: Tensor, *, subsample: bool) -> None:
         super().__init__()
         self._labels = labels
         self.subsample = subsample
-        self.uses_group_labels = uses_group_labels
 
     def sampler(self, seed: int) -> Sampler:
         """A fixed subsample drawn from ``seed``, or inverse-frequency sampling."""
@@ -33,25 +32,25 @@ class Rebalanced(ERM):
         return balanced(self._labels)
 
 
-@METHODS.register("subg")
+@register_method("subg", group_labels="yes")
 def subg(train: GroupedDataset) -> Rebalanced:
     """Subsample every group to the smallest group's size."""
-    return Rebalanced(train.group, subsample=True, uses_group_labels=True)
+    return Rebalanced(train.group, subsample=True)
 
 
-@METHODS.register("suby")
+@register_method("suby", group_labels="no")
 def suby(train: GroupedDataset) -> Rebalanced:
     """Subsample every class to the smallest class's size."""
-    return Rebalanced(train.y, subsample=True, uses_group_labels=False)
+    return Rebalanced(train.y, subsample=True)
 
 
-@METHODS.register("rwg")
+@register_method("rwg", group_labels="yes")
 def rwg(train: GroupedDataset) -> Rebalanced:
     """Sample groups with probability ∝ 1/n_group."""
-    return Rebalanced(train.group, subsample=False, uses_group_labels=True)
+    return Rebalanced(train.group, subsample=False)
 
 
-@METHODS.register("rwy")
+@register_method("rwy", group_labels="no")
 def rwy(train: GroupedDataset) -> Rebalanced:
     """Sample classes with probability ∝ 1/n_class."""
-    return Rebalanced(train.y, subsample=False, uses_group_labels=False)
+    return Rebalanced(train.y, subsample=False)

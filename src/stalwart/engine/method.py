@@ -1,4 +1,4 @@
-"""The method interface: a training objective that returns a loss.
+"""The interface ``fit`` trains through: a training objective that returns a loss.
 
 A method never calls ``backward`` or steps an optimiser: the engine owns those, together with
 mixed precision and devices, so every method runs unchanged wherever the engine runs. State a
@@ -19,12 +19,10 @@ from stalwart.data.samplers import Sampler
 class Method(nn.Module, ABC):
     """A training objective: ``loss(model, batch)`` returns a scalar to minimise.
 
-    Attributes:
-        uses_group_labels: whether training reads group ids (every method may use validation
-            groups for model selection; this flag is about the training data).
+    The engine defines this interface and ``stalwart.methods`` implements it, so the engine
+    never imports a method. What a method needs from its registry entry (whether it reads
+    group labels, say) is recorded there (``stalwart.methods.METHODS.info``), not here.
     """
-
-    uses_group_labels: bool = False
 
     def sampler(self, seed: int) -> Sampler | None:
         """The order in which epochs visit the training data; None: shuffle every example.

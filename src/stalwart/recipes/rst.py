@@ -30,15 +30,15 @@ from torch import Tensor, nn
 
 from stalwart.data.core import Batch, GroupedDataset, Splits
 from stalwart.data.samplers import weighted
-from stalwart.engine.checkpoint import write_json
 from stalwart.engine.evaluate import predict_logits
-from stalwart.engine.fit import FitResult, fit
+from stalwart.engine.fit import FitResult
+from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
+from stalwart.io import write_json
 from stalwart.methods.adversarial import pgd_at, trades
-from stalwart.methods.base import Method
-from stalwart.methods.catalog import STAGED
+from stalwart.methods.catalog import register_method
 from stalwart.methods.erm import ERM
-from stalwart.methods.stages import StageContext, locked
+from stalwart.recipes.stage import StageContext, final_stage, shared_stage
 
 
 def weighted_mean(values: Tensor, unlabelled: Tensor, weight: float) -> Tensor:
@@ -113,7 +113,8 @@ def with_pseudo_labels(splits: Splits, labels: Tensor) -> Splits:
     return Splits(combined, splits.val, splits.test, splits.extra)
 
 
-@STAGED.register("rst")
+# Pseudo-labels and labels only; the validation groups are the classes.
+@register_method("rst", group_labels="no", staged=True)
 def rst(
     context: StageContext,
     *,
@@ -175,12 +176,7 @@ def rst(
     standard_cfg = context.train.model_copy(
         update={"epochs": standard_epochs or context.train.epochs}
     )
-    standard_dir = context.stage_dir("rst-standard", standard_cfg)
-    with locked(standard_dir):
-        standard = fit(
-            context.build_model(), ERM(), context.splits, standard_cfg, run_dir=standard_dir,
-            resume=True, on_epoch_end=context.on_epoch_end,
-        )  # fmt: skip
+    standard, standard_dir = shared_stage(context, "rst-standard", ERM(), standard_cfg)
     labels = pseudo_label(standard.model, pool, train.n_classes, context.train.eval_batch_size)
     if context.run_dir is not None:
         counts = torch.bincount(labels, minlength=train.n_classes).tolist()
@@ -199,10 +195,4 @@ def rst(
     method = RobustSelfTraining(
         robust, robust_loss, beta, unlabelled_natural_weight, unlabelled_robust_weight, n_labelled
     )
-    return fit(
-        context.build_model(), method, combined, context.train, sampler=weighted(weights),
-        run_dir=context.run_dir, resume=True, on_epoch_end=context.on_epoch_end,
-    )  # fmt: skip
-
-
-rst.group_labels = "no"  # pseudo-labels and labels only; validation groups are the classes
+    return final_stage(context, method, splits=combined, sampler=weighted(weights))

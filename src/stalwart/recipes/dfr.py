@@ -27,13 +27,15 @@ from torch import nn
 
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
-from stalwart.engine.checkpoint import save_checkpoint, write_json
-from stalwart.engine.fit import CHECKPOINT_FORMAT, FitResult, fit
+from stalwart.data.samplers import balanced_subsample, numpy_choice
+from stalwart.engine.fit import FitResult
 from stalwart.errors import ConfigError
-from stalwart.methods.catalog import STAGED
+from stalwart.io import CHECKPOINT_FORMAT, save_checkpoint, write_json
+from stalwart.methods.catalog import register_method
 from stalwart.methods.erm import ERM
-from stalwart.methods.stages import StageContext, locked
 from stalwart.metrics.group import group_accuracy, worst_group_accuracy
+from stalwart.models.heads import write_linear_head
+from stalwart.recipes.stage import StageContext, shared_stage
 
 DEFAULT_C_GRID = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 
@@ -53,10 +55,7 @@ def penultimate_features(
 
 def balanced_subset(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Positions of a random subset holding every present group as often as the rarest one."""
-    present = np.unique(groups)
-    smallest = min(int((groups == g).sum()) for g in present)
-    chosen = [rng.choice(np.flatnonzero(groups == g), smallest, replace=False) for g in present]
-    return np.sort(np.concatenate(chosen))
+    return balanced_subsample(torch.from_numpy(groups), numpy_choice(rng)).numpy()
 
 
 def _fit_head(features: np.ndarray, labels: np.ndarray, c: float, seed: int) -> LogisticRegression:
@@ -75,34 +74,8 @@ def _worst_group(
     return worst_group_accuracy(per_group)
 
 
-def write_head(
-    head: nn.Linear,
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    scaler: StandardScaler,
-    classes: np.ndarray,
-) -> None:
-    """Set ``head`` to the logistic regression on standardised features, in raw feature units.
-
-    For standardised features ``(f − μ)/σ`` the scores are ``W(f − μ)/σ + b``; so the head gets
-    ``W/σ`` and ``b − W·μ/σ``. A binary regression's single score becomes the logit of class 1
-    (class 0's logit is 0), which gives the same predictions and probabilities.
-    """
-    scale = coef / scaler.scale_
-    bias = intercept - scale @ scaler.mean_
-    weight = torch.zeros_like(head.weight, dtype=torch.float64)
-    offset = torch.zeros(head.out_features, dtype=torch.float64)
-    rows = [int(classes[1])] if len(classes) == 2 else [int(c) for c in classes]
-    for row, w, b in zip(rows, scale, bias, strict=True):
-        weight[row], offset[row] = torch.from_numpy(w), float(b)
-    with torch.no_grad():
-        head.weight.copy_(weight.to(head.weight.dtype))
-        if head.bias is None:
-            raise ConfigError("method 'dfr' needs a head with a bias")
-        head.bias.copy_(offset.to(head.bias.dtype))
-
-
-@STAGED.register("dfr")
+# Validation groups balance and tune the new head; it starts from a finished ERM run if given.
+@register_method("dfr", group_labels="validation set", staged=True, reuses="erm")
 def dfr(
     context: StageContext,
     *,
@@ -114,12 +87,7 @@ def dfr(
         raise ConfigError(
             f"method 'dfr': refits must be >= 1 and c_grid positive; got {refits}, {c_grid}"
         )
-    base_dir = context.reuse.get("erm") or context.stage_dir("dfr-base", context.train)
-    with locked(base_dir if "erm" not in context.reuse else None):
-        base = fit(
-            context.build_model(), ERM(), context.splits, context.train, run_dir=base_dir,
-            resume=True, on_epoch_end=context.on_epoch_end,
-        )  # fmt: skip
+    base, base_dir = shared_stage(context, "dfr-base", ERM(), context.train, reuse="erm")
     model, val = base.model, context.splits.val
     features = penultimate_features(model, val, context.train.eval_batch_size)
     labels, groups = val.y.cpu().numpy(), val.group.cpu().numpy()
@@ -146,7 +114,12 @@ def dfr(
         coefs.append(head.coef_)
         intercepts.append(head.intercept_)
         classes = head.classes_
-    write_head(model.head, np.mean(coefs, axis=0), np.mean(intercepts, axis=0), scaler, classes)
+    if model.head.bias is None:
+        raise ConfigError("method 'dfr' needs a head with a bias")
+    write_linear_head(
+        model.head, np.mean(coefs, axis=0), np.mean(intercepts, axis=0), classes,
+        mean=scaler.mean_, scale=scaler.scale_,
+    )  # fmt: skip
 
     if context.run_dir is not None:
         # The retrained model is this run's model: save it as the run's selected checkpoint.
@@ -161,5 +134,3 @@ def dfr(
         )
     return FitResult(model, base.method, base.best_epoch, base.history, context.run_dir)
 
-
-dfr.group_labels = "validation set"  # validation groups balance and tune the new head

@@ -28,13 +28,13 @@ import torch
 
 from stalwart.data.core import GroupedDataset
 from stalwart.data.samplers import repeat_positions
-from stalwart.engine.checkpoint import write_json
 from stalwart.engine.evaluate import predict_logits
-from stalwart.engine.fit import FitResult, fit
+from stalwart.engine.fit import FitResult
 from stalwart.errors import ConfigError
-from stalwart.methods.catalog import STAGED
+from stalwart.io import write_json
+from stalwart.methods.catalog import register_method
 from stalwart.methods.erm import ERM
-from stalwart.methods.stages import StageContext, locked
+from stalwart.recipes.stage import StageContext, final_stage, shared_stage
 
 
 def error_set(
@@ -61,7 +61,8 @@ def describe_error_set(errors: torch.Tensor, train: GroupedDataset) -> dict[str,
     }
 
 
-@STAGED.register("jtt")
+# Training reads no group ids; validation groups select the model, as in the paper.
+@register_method("jtt", group_labels="no", staged=True)
 def jtt(context: StageContext, *, identification_epochs: int = 1, upweight: int = 20) -> FitResult:
     """Just Train Twice: ERM for T epochs, then ERM with its errors appearing λ times.
 
@@ -79,12 +80,7 @@ def jtt(context: StageContext, *, identification_epochs: int = 1, upweight: int 
     stage1_cfg = context.train.model_copy(
         update={"epochs": identification_epochs, "select": "last", "schedule": "constant"}
     )
-    stage1_dir = context.stage_dir("jtt-identification", stage1_cfg)
-    with locked(stage1_dir):
-        identifier = fit(
-            context.build_model(), ERM(), context.splits, stage1_cfg, run_dir=stage1_dir,
-            resume=True, on_epoch_end=context.on_epoch_end,
-        )  # fmt: skip
+    identifier, stage1_dir = shared_stage(context, "jtt-identification", ERM(), stage1_cfg)
     train = context.splits.train
     errors = error_set(identifier.model, train, context.train.eval_batch_size)
     if context.run_dir is not None:
@@ -92,11 +88,4 @@ def jtt(context: StageContext, *, identification_epochs: int = 1, upweight: int 
         write_json(
             context.run_dir / "error_set.json", {**record, **describe_error_set(errors, train)}
         )
-    sampler = repeat_positions(errors, upweight, len(train))
-    return fit(
-        context.build_model(), ERM(), context.splits, context.train, sampler=sampler,
-        run_dir=context.run_dir, resume=True, on_epoch_end=context.on_epoch_end,
-    )  # fmt: skip
-
-
-jtt.group_labels = "no"  # training reads no group ids; validation groups select the model
+    return final_stage(context, ERM(), sampler=repeat_positions(errors, upweight, len(train)))

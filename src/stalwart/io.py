@@ -1,4 +1,4 @@
-"""Atomic writes and safe loading of checkpoints and run files.
+"""Atomic writes, JSON and checkpoints: the leaf every subsystem writes files through.
 
 Writes go to a temporary file in the same folder and are renamed into place, so a run killed
 mid-write keeps its previous checkpoint intact. Checkpoints load with ``weights_only=True``:
@@ -16,6 +16,9 @@ from typing import Any
 import torch
 
 from stalwart.errors import CheckpointError
+
+# The version of the dict a training checkpoint holds (``fit`` writes it, every reader checks it).
+CHECKPOINT_FORMAT = 1
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:

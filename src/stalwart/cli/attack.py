@@ -1,0 +1,41 @@
+"""`stalwart attack`: clean and robust accuracy of a trained run, per group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stalwart.cli import app, console, friendly_errors, run_split
+
+
+@app.command()
+@friendly_errors
+def attack(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `stalwart run`.")],
+    eps: Annotated[float, typer.Option(help="The budget ε, in the data's units.")],
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    attack_name: Annotated[
+        list[str] | None, typer.Option("--attack", help="pgd, fgsm and/or square (repeatable).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="PGD steps per restart.")] = 40,
+    restarts: Annotated[int, typer.Option(help="PGD random restarts.")] = 1,
+    queries: Annotated[int, typer.Option(help="Square Attack queries per example.")] = 1000,
+    split: Annotated[
+        str, typer.Option(help="The evaluation set: test, val, or an extra.")
+    ] = "test",
+    lower: Annotated[float, typer.Option(help="Smallest valid input value.")] = 0.0,
+    upper: Annotated[float, typer.Option(help="Largest valid input value.")] = 1.0,
+) -> None:
+    """Clean and robust accuracy, per group, of a trained run's selected model."""
+    from stalwart.attacks import robust_accuracy
+    from stalwart.report import group_table
+
+    config, dataset, model = run_split(run_dir, split)
+    result = robust_accuracy(model, dataset, attack=attack_name or ["pgd"], norm=norm,
+                             eps=eps, steps=steps, restarts=restarts, lower=lower,
+                             upper=upper, queries=queries)  # fmt: skip
+    title = (f"{config.name}: {split}, {'+'.join(result.attacks)} {norm} eps {eps}, "
+             f"{steps} steps × {restarts} restarts")  # fmt: skip
+    console.print(group_table({"clean": result.clean, "robust": result.robust}, title))
