@@ -15,11 +15,11 @@ import argparse
 import statistics
 
 import torch
-from stalwart.recipes.jtt import error_set
 
 from stalwart import data, fit, models
 from stalwart.data.samplers import repeat_positions
 from stalwart.methods import build
+from stalwart.recipes.jtt import error_set
 
 SETTINGS = dict(epochs=1, batch_size=128, lr=1e-3, optimizer="adam", progress=False, select="last")
 

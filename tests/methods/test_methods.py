@@ -3,9 +3,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from stalwart.models.heads import write_linear_head
-from stalwart.recipes.dfr import balanced_subset
-from stalwart.recipes.jtt import error_set
 
 from stalwart.data import Batch, GroupedDataset
 from stalwart.data.samplers import balanced, repeat_positions, subsample_to_smallest
@@ -14,6 +11,9 @@ from stalwart.experiments.configs import parse_config
 from stalwart.experiments.run import run
 from stalwart.methods import build
 from stalwart.methods.group_dro import group_mean_losses
+from stalwart.models.heads import write_linear_head
+from stalwart.recipes.dfr import balanced_subset
+from stalwart.recipes.jtt import error_set
 
 
 class FixedLosses(torch.nn.Module):
@@ -152,8 +152,12 @@ def test_dfr_head_reproduces_the_regression_on_raw_features():
     regression = LogisticRegression().fit(scaler.transform(features), labels)
     head = torch.nn.Linear(4, 2)
     write_linear_head(
-        head, regression.coef_, regression.intercept_, regression.classes_,
-        mean=scaler.mean_, scale=scaler.scale_,
+        head,
+        regression.coef_,
+        regression.intercept_,
+        regression.classes_,
+        mean=scaler.mean_,
+        scale=scaler.scale_,
     )
     with torch.no_grad():
         predicted = head(torch.from_numpy(features).float()).argmax(1).numpy()

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from stalwart.recipes.rst import RobustSelfTraining, weighted_mean, with_pseudo_labels
-from stalwart.recipes.stage import StageContext
 
 from stalwart import data, models
 from stalwart.config import TrainConfig
@@ -14,6 +12,8 @@ from stalwart.errors import ConfigError, DataError
 from stalwart.experiments.configs import parse_experiment
 from stalwart.experiments.robustness import robustness
 from stalwart.methods import METHODS
+from stalwart.recipes.rst import RobustSelfTraining, weighted_mean, with_pseudo_labels
+from stalwart.recipes.stage import StageContext
 
 
 def fake_pool(n_train=300, n_test=50, seed=0):

@@ -94,9 +94,7 @@ class GroupClassification(Evaluator):
 
     def status(self, metrics: Mapping[str, Any]) -> str:
         """Validation accuracy and worst-group accuracy."""
-        return (
-            f"val acc {metrics['accuracy']:.3f}  worst {metrics['worst_group_accuracy']:.3f}"
-        )
+        return f"val acc {metrics['accuracy']:.3f}  worst {metrics['worst_group_accuracy']:.3f}"
 
 
 def anomaly_score_from_logits(logits: Tensor) -> Tensor:

@@ -133,4 +133,3 @@ def dfr(
             context.run_dir / "dfr.json", {**record, "held_out_worst_group_accuracy": scores}
         )
     return FitResult(model, base.method, base.best_epoch, base.history, context.run_dir)
-
