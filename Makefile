@@ -13,7 +13,7 @@ TORCH_PIN ?= torch==2.13.0
 TORCHATTACKS_PIN := torchattacks==3.5.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data demo test lint bench clean
+.PHONY: setup data demo test lint bench reproduce clean
 
 setup: $(STAMP) data
 
@@ -45,6 +45,11 @@ lint: $(STAMP)
 bench: setup
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/method_cost.py
+
+# Re-run every recorded command of docs/results.md that runs on a CPU (hours) and report the
+# figures that moved beyond their spread; `benchmarks/reproduce.py --fast` runs the quick ones.
+reproduce: setup
+	$(BIN)/python benchmarks/reproduce.py --all
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

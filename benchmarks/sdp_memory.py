@@ -102,7 +102,7 @@ def worker(args: argparse.Namespace) -> None:
     result = {"n": problem.n}
     if args.method == "sdpfo":
         generator = torch.Generator().manual_seed(0)
-        with torch.enable_grad():  # warm-up: lazy imports inside Adam, allocator pools
+        with torch.enable_grad():  # warm-up: allocator pools
             sdp.optimise_row(
                 problem, steps=2, lr=1.0, lanczos_iters=args.lanczos, generator=generator
             )

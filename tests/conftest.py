@@ -16,6 +16,11 @@ from stalwart.data import GroupedDataset, Splits
 from stalwart.data.packages import package
 from stalwart.errors import DataMissingError
 
+# One torch thread per test process: `make test` runs two processes on two cores, and two
+# threads each would oversubscribe them (small networks then run 10-50x slower). Commands the
+# tests start as subprocesses keep torch's default, as a user's would.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -27,6 +32,21 @@ def pytest_collection_modifyitems(config, items):
                     package(name).require()
                 except DataMissingError as error:
                     item.add_marker(pytest.mark.skip(reason=str(error)))
+
+
+# A run config on small synthetic data (toy_spurious): a run trains in a second or two.
+TOY_RUN = {
+    "name": "toy",
+    "data": {"name": "toy_spurious", "n": 200, "n_val": 80, "n_test": 80, "core_dim": 5,
+             "spurious_dim": 5},
+    "model": {"name": "mlp", "hidden": [16]},
+    "train": {"epochs": 2, "batch_size": 32, "progress": False},
+}  # fmt: skip
+
+
+def toy_run(**train: object) -> dict:
+    """``TOY_RUN`` with some training settings changed."""
+    return {**TOY_RUN, "train": {**TOY_RUN["train"], **train}}
 
 
 def make_grouped(n: int = 64, shape=(1, 8, 8), n_classes: int = 2, seed: int = 0, name="tiny"):

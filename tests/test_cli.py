@@ -2,6 +2,7 @@ import json
 
 import pytest
 import yaml
+from tests.conftest import TOY_RUN
 from typer.testing import CliRunner
 
 from stalwart import __version__
@@ -10,19 +11,7 @@ from stalwart.experiments import recipe_path, recipes
 
 runner = CliRunner()
 
-TOY = {
-    "name": "toy",
-    "data": {
-        "name": "toy_spurious",
-        "n": 200,
-        "n_val": 80,
-        "n_test": 80,
-        "core_dim": 5,
-        "spurious_dim": 5,
-    },
-    "model": {"name": "mlp", "hidden": [16]},
-    "train": {"epochs": 2, "batch_size": 32, "progress": False},
-}
+TOY = TOY_RUN
 
 
 @pytest.fixture
@@ -157,17 +146,6 @@ def test_shipped_recipes_are_valid_configs():
         load_experiment(recipe_path(name))
         # Every recipe is also reachable as examples/<name>.yaml.
         assert Path("examples", f"{name}.yaml").resolve() == recipe_path(name).resolve()
-
-
-@pytest.mark.data("mnist", "fashion_mnist")
-def test_erm_on_dominoes_leaves_a_worst_group_gap(tmp_path):
-    """The demo's point: ERM's worst-group accuracy falls well below its average."""
-    result = invoke(
-        "run", "examples/erm_dominoes.yaml", "--out", tmp_path / "run", "--set", "train.epochs=2"
-    )
-    assert result.exit_code == 0, result.output
-    test = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]["test"]
-    assert test["worst_group_accuracy"] < test["accuracy"] - 0.15
 
 
 def test_attack_a_finished_run(toy_config, tmp_path):

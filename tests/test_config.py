@@ -1,5 +1,6 @@
 """Strict configuration: parse_config, load_config and --set overrides."""
 
+import re
 import textwrap
 
 import pydantic
@@ -270,3 +271,125 @@ def test_config_is_frozen():
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.train.lr = 0.5
     assert config.train.lr == pytest.approx(1e-3)
+
+
+# --- strict numbers everywhere (issue 9: items 4, 8, 10) -------------------------------------
+
+
+def strict_model_classes():
+    """Every config section: ``StrictModel`` and all its subclasses, experiment kinds included."""
+    import importlib
+    import pkgutil
+
+    import stalwart.experiments
+    from stalwart.config import StrictModel
+
+    for module in pkgutil.walk_packages(stalwart.experiments.__path__, "stalwart.experiments."):
+        importlib.import_module(module.name)  # every experiment kind's config class
+    found, todo = [], [StrictModel]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def fields_of_type(kind):
+    """(class, field) for every field of a config section annotated ``kind`` or ``kind | None``."""
+    rows = []
+    for cls in strict_model_classes():
+        for name, field in cls.model_fields.items():
+            if field.annotation is kind or field.annotation == (kind | None):
+                rows.append(pytest.param(cls, name, id=f"{cls.__name__}.{name}"))
+    return rows
+
+
+def errors_at(cls, key, value):
+    try:
+        cls.model_validate({key: value})
+    except pydantic.ValidationError as error:
+        return {item["type"] for item in error.errors() if item["loc"] == (key,)}
+    return set()
+
+
+@pytest.mark.parametrize(("cls", "key"), fields_of_type(float))
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_every_float_of_every_config_section_must_be_finite(cls, key, value):
+    assert errors_at(cls, key, value) == {"finite_number"}
+
+
+@pytest.mark.parametrize(("cls", "key"), fields_of_type(int) + fields_of_type(float))
+def test_no_number_of_any_config_section_takes_a_boolean(cls, key):
+    assert errors_at(cls, key, True)
+
+
+@pytest.mark.parametrize(("cls", "key"), fields_of_type(int))
+def test_every_integer_of_every_config_section_fits_int64(cls, key):
+    assert errors_at(cls, key, 2**63)
+
+
+def test_the_config_sections_are_all_found():
+    names = {cls.__name__ for cls in strict_model_classes()}
+    assert {"TrainConfig", "RunConfig", "CompareConfig", "SweepConfig"} <= names
+    assert len(fields_of_type(float)) >= 8 and len(fields_of_type(int)) >= 10
+
+
+def test_train_integers_have_upper_bounds():
+    for key, limit in {"epochs": 10**6, "batch_size": 2**24, "seed": 2**32 - 1}.items():
+        TrainConfig(**{key: limit})
+        with pytest.raises(ConfigError, match=rf"train\.{key}: .*<= {limit}\)"):
+            parse_config(base(train={key: limit + 1}))
+
+
+def parameters_registry():
+    from collections.abc import Sequence
+
+    from stalwart.registry import Registry
+
+    registry = Registry("thing")
+
+    @registry.register("demo")
+    def demo(
+        *, n: int = 1, rate: float = 0.5, sizes: Sequence[int] = (1,), cap: int | None = None,
+        flag: bool = False,
+    ) -> tuple:  # fmt: skip
+        return n, rate, tuple(sizes), cap, flag
+
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("params", "mentions"),
+    [
+        ({"n": True}, "parameter 'n': expected a number, not a boolean"),
+        ({"rate": False}, "parameter 'rate': expected a number, not a boolean"),
+        ({"sizes": [2, True]}, "parameter 'sizes.1': expected a number, not a boolean"),
+        ({"cap": True}, "parameter 'cap"),
+        ({"rate": float("nan")}, "parameter 'rate': Input should be a finite number"),
+        ({"rate": float("inf")}, "parameter 'rate': Input should be a finite number"),
+        ({"n": 2**63}, "parameter 'n': Input should be less than or equal to 9223372036854775807"),
+        ({"n": -(2**63) - 1}, "parameter 'n': Input should be greater than or equal to"),
+    ],
+)
+def test_registry_parameters_refuse_booleans_non_finite_and_overflowing_numbers(params, mentions):
+    with pytest.raises(ConfigError, match=re.escape(mentions)):
+        parameters_registry().check_params("demo", params)
+
+
+def test_registry_parameters_stay_lax_where_it_is_harmless():
+    import numpy as np
+
+    registry = parameters_registry()
+    built = registry.build("demo", n=np.int64(3), rate=1, sizes=[2, 3], cap=None, flag=True)
+    assert built == (3, 1.0, (2, 3), None, True)
+
+
+def test_error_messages_quote_a_short_prefix_of_huge_values():
+    huge = ["x" * 10_000] * 10_000
+    with pytest.raises(ConfigError) as error:
+        parse_config(base(train={"epochs": huge}))
+    with pytest.raises(ConfigError) as registry_error:
+        parameters_registry().check_params("demo", {"n": huge})
+    for message in (str(error.value), str(registry_error.value)):
+        assert len(message) < 300, message
+        assert "..." in message

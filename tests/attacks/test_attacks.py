@@ -127,6 +127,17 @@ def test_fgsm_is_one_full_step():
         ({"eps": 2.0}, "exceeds the input range"),
         ({"eps": 0.1, "norm": "l1"}, "norm must be one of"),
         ({"eps": 0.1, "attack": "pgdd"}, "did you mean 'pgd'"),
+        ({"eps": 0.1, "attack": []}, "name at least one attack"),
+        (
+            {"eps": 0.1, "steps": 0},
+            r"steps must be an integer >= 1 \(PGD steps per restart\); got 0",
+        ),
+        ({"eps": 0.1, "restarts": 0}, r"restarts must be an integer >= 1 .*; got 0"),
+        ({"eps": 0.1, "queries": 0}, r"queries must be an integer >= 1 .*; got 0"),
+        ({"eps": 0.1, "steps": 2.5}, r"steps must be an integer >= 1 .*; got 2.5"),
+        ({"eps": 0.1, "step_size": -0.01}, "step_size must be > 0 and finite; got -0.01"),
+        ({"eps": 0.1, "lower": 0.5, "upper": 0.5}, "lower < upper"),
+        ({}, "needs eps="),
     ],
 )
 def test_bad_budgets_are_named(kwargs, message):

@@ -210,12 +210,16 @@ def test_registry_options_and_float32():
     x = torch.rand(1, 2, 3)
     box = Box(x - 0.1, x + 0.1)
     plain = bound("crown", model, box, margin_of=0)
-    tuned = bound("crown", model, box, margin_of=0, alpha=True, alpha_steps=5)
+    tuned = bound("crown+alpha", model, box, margin_of=0, steps=5)
     exact = bound("lp", model, box, margin_of=0, intermediate="ibp", refine=True)
-    assert plain.lower.dtype == torch.float32 and plain.lower.shape == (2,)
-    assert (tuned.lower >= plain.lower - 1e-6).all() and (exact.lower.isfinite()).all()
-    with pytest.raises(ConfigError, match="alpha_step"):
-        bound("crown", model, box, margin_of=0, alpha_step=5)
+    fast = bound("crown", model, box, margin_of=0, dtype=torch.float32)
+    assert plain.lower.dtype == torch.float64 and plain.lower.shape == (2,)
+    assert fast.lower.dtype == torch.float32 and (fast.lower <= plain.lower).all()
+    assert (tuned.lower >= plain.lower - 1e-12).all() and (exact.lower.isfinite()).all()
+    with pytest.raises(ConfigError, match="'step'.*did you mean 'steps'"):
+        bound("crown+alpha", model, box, margin_of=0, step=5)
+    with pytest.raises(ConfigError, match="crown\\+alpha"):
+        bound("crown", model, box, margin_of=0, alpha=True)
     with pytest.raises(ConfigError, match="intermediate"):
         bound("lp", model, box, margin_of=0, intermediate="sdp")
 

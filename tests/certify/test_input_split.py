@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from stalwart.certify import Box, OutputProperty, from_module, search
+from stalwart.certify import Box, OutputProperty, bound, from_module, search
 from stalwart.certify.complete import milp_optimum
 from stalwart.certify.verify import verify
 
@@ -27,7 +27,7 @@ def test_input_splitting_agrees_with_the_exact_optimum(seed):
     exact = float(milp_optimum(net, box.lower, box.upper, C, d).min())
     if result.status == "violated":
         assert box.contains(result.counterexample)
-        assert prop.violated_by(net(result.counterexample))
+        assert prop.violated_by(net.detach(dtype=torch.float64)(result.counterexample))
         assert exact <= 1e-6
     else:
         assert result.status == "holds", result.detail
@@ -35,17 +35,32 @@ def test_input_splitting_agrees_with_the_exact_optimum(seed):
 
 
 def test_auto_uses_input_splitting_on_few_inputs_and_a_time_out_is_unknown():
-    net = few_input_net(0)
-    centre = torch.full((3,), 0.5)
-    prop = OutputProperty.margin(int(net(centre).argmax()), 4)
-    verdict = verify(net, [(Box(centre - 0.05, centre + 0.05), prop)], timeout=20,
-                     bounds=["ibp"], attack_restarts=0)  # fmt: skip
-    assert verdict.status in ("holds", "violated")
-    if verdict.status == "holds":
-        assert verdict.decided_by in ("ibp", "input")
+    # y_0 − y_1 = 0.2 everywhere, but no bound proves it (the triangle relaxation of
+    # relu(x) − relu(−x) is 0.5 loose at 0): with three inputs, auto must pick input splitting.
+    net = identity_gap_net(3)
+    box = Box(torch.tensor([-1.0, 0.0, 0.0]), torch.ones(3))
+    prop = OutputProperty.margin(0, 2)
+    assert float(bound("ibp", net, box, prop=prop).lower[0]) < 0
+    verdict = verify(net, [(box, prop)], timeout=20, bounds=["ibp"], attack_restarts=0)
+    assert verdict.status == "holds" and verdict.decided_by == "input", verdict.log
+    assert "input says holds (input splitting" in verdict.log[-1]
     # The weakest class at the centre: the unsafe region (another class at least as large)
     # contains the centre itself, so no bound rules it out and a spent deadline says unknown.
+    net = few_input_net(0)
+    centre = torch.full((3,), 0.5)
     weakest = OutputProperty.margin(int(net(centre).argmin()), 4)
     rushed = search(net, Box(centre - 0.3, centre + 0.3), weakest, timeout=1e-9,
                     method="input", attack_restarts=0)  # fmt: skip
     assert rushed.status == "unknown"
+
+
+def identity_gap_net(n_inputs):
+    """``y_0 = 0.2 + relu(x_0) − relu(−x_0) − (relu(x_0 + 2) − 2) = 0.2``, ``y_1 = 0``."""
+    model = nn.Sequential(nn.Linear(n_inputs, 3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].weight[:, 0] = torch.tensor([1.0, -1.0, 1.0])
+        model[0].bias.copy_(torch.tensor([0.0, 0.0, 2.0]))
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0, -1.0], [0.0, 0.0, 0.0]]))
+        model[2].bias.copy_(torch.tensor([2.2, 0.0]))
+    return from_module(model, (n_inputs,))

@@ -128,6 +128,21 @@ def test_tf_style_transpose_pad_avgpool_and_output_relu(tmp_path, nhwc):
     assert (net(torch.randn(8, *shape)) >= 0).all()
 
 
+def test_a_relu_on_the_raw_input_is_kept_exactly(tmp_path):
+    from vnn_fixtures import GraphBuilder
+
+    g = GraphBuilder(seed=5)
+    h = g.node("Relu", ["input"])
+    h = g.node("Gemm", [h, g.random(4, 3), g.random(4, scale=0.1)], transB=1)
+    h = g.node("Relu", [h])
+    h = g.node("Gemm", [h, g.random(2, 4), g.random(2, scale=0.1)], transB=1)
+    path = g.save(tmp_path / "relu_first.onnx", "input", [1, 3], h, [1, 2])
+    net = load_onnx(path)
+    # An identity layer before the first ReLU keeps the canonical form exact on any input.
+    assert net.hidden_sizes == [3, 4]
+    assert_agrees(path, net, (3,), low=-1.0)
+
+
 def test_weight_times_activation_on_a_rank_one_input(tmp_path):
     path = weight_first_onnx(tmp_path / "small.onnx")
     net = load_onnx(path)

@@ -1,5 +1,6 @@
 """Every registered method, one-stage or staged, trains on tiny data through the same engine."""
 
+import json
 import math
 
 import pytest
@@ -60,7 +61,31 @@ def test_staged_method_contract(name, tiny_splits, tmp_path):
     result = METHODS.build(name, context)
     assert result.model(tiny_splits.test.x).shape == (len(tiny_splits.test), 2)
     assert method_info(name).group_labels in ("no", "yes", "validation set")
-    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists() or name == "dfr"
+    run = tmp_path / "run"
+    selected = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["model"]
+    assert same_state(selected, result.model.state_dict())  # the run's model is what it returned
+    if name == "dfr":
+        check_dfr_retrained_only_the_head(run, result.model)
+    else:
+        assert (run / "checkpoints" / "last.pt").exists()
+        record = {"jtt": "error_set.json", "rst": "pseudo_labels.json"}[name]
+        assert (run / record).exists()
+
+
+def same_state(a, b, skip=()):
+    return a.keys() == b.keys() and all(
+        torch.equal(a[k].cpu(), b[k].cpu()) for k in a if not k.startswith(skip)
+    )
+
+
+def check_dfr_retrained_only_the_head(run, model):
+    """DFR keeps its ERM base's features and replaces only the last layer (arXiv 2204.02937)."""
+    record = json.loads((run / "dfr.json").read_text())
+    assert str(record["c"]) in record["held_out_worst_group_accuracy"]  # a C it tuned over
+    base = torch.load(run / record["base_dir"] / "checkpoints" / "best.pt", weights_only=True)
+    retrained = model.state_dict()
+    assert same_state(base["model"], retrained, skip=("head.",))
+    assert not torch.equal(base["model"]["head.weight"], retrained["head.weight"].cpu())
 
 
 def pooled_splits():

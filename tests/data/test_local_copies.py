@@ -117,6 +117,32 @@ def test_waterbirds_missing_metadata_names_file_layout_and_source(local_copy):
     assert "$STALWART_DATA/waterbirds" in message
 
 
+def files_under(folder):
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("name", ["waterbirds", "celeba"])
+def test_a_local_copy_is_cached_beside_it_and_nowhere_else(local_copy, tmp_path, name):
+    home = tmp_path / "stalwart_data"  # $STALWART_DATA
+    folder, _ = local_copy(name, folder=tmp_path / "elsewhere" / name)
+    data.load(name, root=str(folder), image_size=8)
+    assert [p.suffix for p in (folder / ".stalwart-cache").iterdir()] == [".npz"]
+    assert not home.exists() or files_under(home) == []
+
+
+def test_a_failed_load_writes_no_cache(local_copy, tmp_path):
+    home = tmp_path / "stalwart_data"
+    folder, expected = local_copy("waterbirds", folder=tmp_path / "elsewhere")
+    expected[expected["split"] != 1].drop(columns=["group", "attribute"]).to_csv(
+        folder / "metadata.csv", index=False
+    )
+    before = files_under(folder)
+    with pytest.raises(DataError, match=r"split 'val' has no examples.*metadata\.csv"):
+        data.load("waterbirds", root=str(folder), image_size=8)
+    assert files_under(folder) == before
+    assert not home.exists() or files_under(home) == []
+
+
 def test_waterbirds_missing_image_is_named(local_copy):
     folder, expected = local_copy("waterbirds")
     gone = folder / expected["img_filename"][5]
@@ -371,6 +397,15 @@ def test_minilm_encoder_when_installed(local_copy):
     folder, _ = local_copy("multinli", per_group=2)
     splits = data.load("multinli", root=str(folder), encoder="minilm")
     assert splits.train.input_shape == (4 * 384,)
+    # The embeddings are cached beside the copy they came from, never in $STALWART_DATA.
+    cached = sorted(p.name for p in (folder / ".stalwart-cache").iterdir())
+    assert len(cached) == 2 and all(name.endswith("-minilm.npz") for name in cached)
+    home = folder.parent / "stalwart_data"
+    assert not home.exists() or files_under(home) == []
+    folder, _ = local_copy("civilcomments", per_group=1)
+    data.load("civilcomments", root=str(folder), encoder="minilm")
+    assert len(list((folder / ".stalwart-cache").glob("*-minilm.npz"))) == 1
+    assert not home.exists() or files_under(home) == []
 
 
 # --- status for `stalwart datasets` ---------------------------------------------------------

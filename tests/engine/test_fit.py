@@ -1,12 +1,15 @@
+import contextlib
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stalwart import fit, models
 from stalwart.config import TrainConfig
 from stalwart.engine import TrainingDiverged, evaluate
+from stalwart.engine.device import autocast_for
 from stalwart.errors import CheckpointError, ConfigError
 from stalwart.methods import Method
 
@@ -142,15 +145,71 @@ def test_checkpoint_of_another_model_gives_clear_error(tiny_splits, tmp_path):
         fit(other, "erm", tiny_splits, run_dir=tmp_path, resume=True, **SETTINGS)
 
 
-class NaNLoss(Method):
+class DivergesLater(Method):
+    """Cross-entropy until ``bad_steps`` (1-based step numbers), where the loss is ``bad``.
+
+    With ``detached`` the bad value is added as a constant: the reported loss is non-finite
+    but the gradient, and so the weights, stay those of plain cross-entropy; the next batches
+    are finite again.
+    """
+
+    def __init__(self, bad_steps, bad=float("nan"), detached=False):
+        super().__init__()
+        self.bad_steps, self.bad, self.detached = set(bad_steps), bad, detached
+        self.step = 0
+
     def loss(self, model, batch):
-        return model(batch.x).sum() * float("nan")
+        self.step += 1
+        loss = F.cross_entropy(model(batch.x), batch.y)
+        if self.step not in self.bad_steps:
+            return loss
+        return loss + torch.tensor(self.bad) if self.detached else loss * self.bad
 
 
-def test_diverging_loss_raises_and_keeps_the_last_good_checkpoint(tiny_splits, tmp_path):
-    with pytest.raises(TrainingDiverged, match="learning rate"):
-        fit(new_model(), NaNLoss(), tiny_splits, run_dir=tmp_path, **SETTINGS)
-    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+STEPS_PER_EPOCH = 64 // SETTINGS["batch_size"]  # tiny_splits.train holds 64 examples
+
+
+def test_diverging_run_keeps_the_last_good_checkpoint_and_resumes_from_it(tiny_splits, tmp_path):
+    # NaN from the first step of epoch 3 on: epochs 1 and 2 are plain ERM.
+    method = DivergesLater(range(2 * STEPS_PER_EPOCH + 1, 10 * STEPS_PER_EPOCH))
+    model = new_model()
+    weights_after = {}
+
+    def remember(record):
+        weights_after[record["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    with pytest.raises(TrainingDiverged, match="in epoch 3; lower the learning rate"):
+        fit(model, method, tiny_splits, run_dir=tmp_path, on_epoch_end=remember, **SETTINGS)
+    assert not all(torch.isfinite(p).all() for p in model.parameters())  # NaN reached the model
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 2
+    assert all(torch.equal(last["model"][k], weights_after[2][k]) for k in weights_after[2])
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+    # Resuming with a finite loss ends exactly where an uninterrupted ERM run ends.
+    resumed = fit(new_model(seed=9), "erm", tiny_splits, run_dir=tmp_path, resume=True, **SETTINGS)
+    full = fit(new_model(), "erm", tiny_splits, **SETTINGS)
+    assert same_weights(full.model, resumed.model)
+    assert without_time(resumed.history) == without_time(full.history)
+
+
+@pytest.mark.parametrize(
+    "bad, detached",
+    [(float("nan"), False), (float("nan"), True), (float("inf"), True), (-float("inf"), True)],
+)
+def test_a_non_finite_loss_in_any_batch_stops_training(tiny_splits, bad, detached):
+    # One bad batch, the second of epoch 1; with `detached`, every other batch stays finite.
+    method = DivergesLater([2], bad=bad, detached=detached)
+    with pytest.raises(TrainingDiverged, match=r"became (nan|inf|-inf) in epoch 1"):
+        fit(new_model(), method, tiny_splits, **SETTINGS)
+    assert method.step == STEPS_PER_EPOCH  # it stopped at the end of that epoch
+
+
+def test_a_finite_loss_does_not_stop_training(tiny_splits):
+    method = DivergesLater([])
+    result = fit(new_model(), method, tiny_splits, **SETTINGS)
+    assert len(result.history) == SETTINGS["epochs"]
 
 
 def test_unknown_or_invalid_setting_is_named(tiny_splits):
@@ -197,15 +256,60 @@ def test_model_without_trainable_parameters_is_rejected(tiny_splits):
         fit(frozen, "erm", tiny_splits, **SETTINGS)
 
 
-def test_bf16_autocast_on_cpu_when_asked(tiny_splits):
-    result = fit(new_model(), "erm", tiny_splits, precision="bf16", **SETTINGS)
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] + 1.0
+class RecordsPrecision(Method):
+    """Cross-entropy that notes the dtype of the logits each training step computed."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = set()
+
+    def loss(self, model, batch):
+        logits = model(batch.x)
+        self.dtypes.add(logits.dtype)
+        return F.cross_entropy(logits.float(), batch.y)
+
+
+@pytest.mark.parametrize(
+    "precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32), ("auto", torch.float32)]
+)
+def test_precision_decides_the_autocast_of_cpu_training_steps(tiny_splits, precision, dtype):
+    """bf16 asked for on the CPU is honoured (autocast); ``auto`` keeps fp32 there."""
+    method = RecordsPrecision()
+    result = fit(new_model(), method, tiny_splits, device="cpu", precision=precision,
+                 **{**SETTINGS, "epochs": 2})  # fmt: skip
+    assert method.dtypes == {dtype}
+    assert next(result.model.parameters()).dtype == torch.float32  # the weights stay fp32
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize(
+    "device, precision, entered",
+    [("cuda", "auto", [("cuda", torch.bfloat16)]), ("cuda", "bf16", [("cuda", torch.bfloat16)]),
+     ("cuda", "fp32", []), ("cpu", "auto", []), ("cpu", "bf16", [("cpu", torch.bfloat16)])],
+)  # fmt: skip
+def test_autocast_for_enters_bf16_autocast_where_documented(
+    monkeypatch, device, precision, entered
+):
+    """``auto`` means bf16 autocast on CUDA; checked without a GPU by recording torch.autocast."""
+    calls = []
+
+    @contextlib.contextmanager
+    def recording_autocast(device_type, dtype=None, **kwargs):
+        calls.append((device_type, dtype))
+        yield
+
+    monkeypatch.setattr(torch, "autocast", recording_autocast)
+    with autocast_for(torch.device(device), precision)():
+        pass
+    assert calls == entered
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_bf16_training(tiny_splits):
-    result = fit(new_model(), "erm", tiny_splits, device="cuda", **SETTINGS)
+def test_cuda_training_runs_in_bf16_autocast(tiny_splits):
+    method = RecordsPrecision()
+    result = fit(new_model(), method, tiny_splits, device="cuda", **SETTINGS)
     assert next(result.model.parameters()).is_cuda
+    assert method.dtypes == {torch.bfloat16}
 
 
 def test_evaluate_matches_manual_count(tiny_splits):

@@ -4,9 +4,9 @@ import statistics
 import pytest
 
 from stalwart.errors import ConfigError
-from stalwart.experiments.compare import compare, expand
 from stalwart.experiments.configs import parse_experiment
-from stalwart.experiments.sweep import sweep, trials
+from stalwart.experiments.kinds.compare import compare, expand
+from stalwart.experiments.kinds.sweep import sweep, trials
 
 DATA = {
     "name": "toy_spurious",

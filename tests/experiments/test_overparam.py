@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from stalwart import data
 from stalwart.config import read_yaml
 from stalwart.experiments import recipe_path
-from stalwart.experiments.overparam import (
+from stalwart.experiments.kinds.overparam import (
     OverparamConfig,
     features_of,
     fit_random_features,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from stalwart.experiments.configs import parse_experiment
-from stalwart.experiments.rst_linear import (
+from stalwart.experiments.kinds.rst_linear import (
     RstLinearConfig,
     errors,
     rst_estimator,

@@ -110,6 +110,6 @@ def test_bad_parameters_and_unsupported_models():
     with pytest.raises(ConfigError, match="kappa"):
         build("ibp", kappa=1.5)
     method = build("ibp")
-    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 2))
+    model = nn.Sequential(nn.Linear(DIM, 4), nn.Tanh(), nn.Linear(4, 2))
     with pytest.raises(ConfigError, match="Tanh"):
         method.loss(model, toy(4, 0))

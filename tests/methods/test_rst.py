@@ -10,7 +10,7 @@ from stalwart.config import TrainConfig
 from stalwart.data.sources.images import ImagePool, classification_splits
 from stalwart.errors import ConfigError, DataError
 from stalwart.experiments.configs import parse_experiment
-from stalwart.experiments.robustness import robustness
+from stalwart.experiments.kinds.robustness import robustness
 from stalwart.methods import METHODS
 from stalwart.recipes.rst import RobustSelfTraining, weighted_mean, with_pseudo_labels
 from stalwart.recipes.stage import StageContext
@@ -90,8 +90,17 @@ def test_rst_loss_with_beta_zero_is_the_weighted_natural_loss():
     assert method.loss(model, batch).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_rst_trains_in_three_stages_and_records_pseudo_labels(tmp_path):
+def test_rst_trains_in_three_stages_and_records_pseudo_labels(tmp_path, monkeypatch):
     splits = digits_with_pool()
+    n_labelled = len(splits.train)
+    seen = []  # (index, label) of every example the robust stage trained on
+    original = RobustSelfTraining.loss
+
+    def recording_loss(self, model, batch):
+        seen.append((batch.index.clone(), batch.y.clone()))
+        return original(self, model, batch)
+
+    monkeypatch.setattr(RobustSelfTraining, "loss", recording_loss)
     torch.manual_seed(0)
     context = StageContext(
         splits=splits, build_model=lambda: models.build("mlp", splits.train, hidden=[32]),
@@ -105,6 +114,22 @@ def test_rst_trains_in_three_stages_and_records_pseudo_labels(tmp_path):
     assert record["standard_val_accuracy"] > 0.5
     assert len(list((tmp_path / "shared").glob("rst-standard-*"))) == 1
     assert result.best_val.accuracy > 0.3  # chance is 0.1; few steps at this size
+
+    # The pseudo-labels are the standard model's predictions on the pool, recomputed here.
+    standard = models.build("mlp", splits.train, hidden=[32])
+    checkpoint = tmp_path / "run" / record["standard_model_dir"] / "checkpoints" / "best.pt"
+    standard.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
+    standard.eval()
+    with torch.no_grad():
+        predicted = standard(splits.unlabelled.float()).argmax(1)
+    assert record["per_class"] == torch.bincount(predicted, minlength=10).tolist()
+    index = torch.cat([i for i, _ in seen])
+    labels = torch.cat([y for _, y in seen])
+    from_pool = index >= n_labelled
+    assert torch.equal(labels[from_pool], predicted[index[from_pool] - n_labelled])
+    assert torch.equal(labels[~from_pool], splits.train.y[index[~from_pool]])
+    # Half of each batch comes from the pool in expectation (unlabelled_fraction = 0.5).
+    assert from_pool.float().mean().item() == pytest.approx(0.5, abs=0.03)
 
 
 def test_rst_without_a_pool_says_how_to_get_one():

@@ -7,20 +7,62 @@ reported per group, like every other evaluation.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from stalwart.attacks.pgd import check_budget, fgsm, pgd
-from stalwart.attacks.square import square_attack
-from stalwart.data.core import GroupedDataset
-from stalwart.data.loader import iterate_batches
-from stalwart.errors import ConfigError, closest
+from stalwart.attacks.catalog import ATTACKS
+from stalwart.attacks.core import Budget, as_budget
+from stalwart.errors import ConfigError
 from stalwart.metrics.group import GroupMetrics, group_metrics
 
-ATTACKS = ("fgsm", "pgd", "square")
+if TYPE_CHECKING:  # the data package is imported on use: `import stalwart.attacks` stays light
+    from stalwart.data.core import GroupedDataset
+
+
+def check_attack_settings(
+    *, steps: int = 1, restarts: int = 1, queries: int = 1, step_size: float | None = None
+) -> None:
+    """Reject settings outside their range.
+
+    At least one step, restart and query; a step size, if given, positive and finite.
+
+    Raises:
+        ConfigError: naming the setting, its range and the value received.
+    """
+    for name, value, meaning in (
+        ("steps", steps, "PGD steps per restart"),
+        ("restarts", restarts, "PGD restarts"),
+        ("queries", queries, "Square queries per example"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1 ({meaning}); got {value!r}")
+    if step_size is not None and not (step_size > 0 and math.isfinite(step_size)):
+        raise ConfigError(f"step_size must be > 0 and finite; got {step_size}")
+
+
+def attack_names(attack: str | Sequence[str], norm: str | None = None) -> tuple[str, ...]:
+    """The attacks asked for, each checked against the registry and the norm.
+
+    A wrong name lists the registered ones; given a ``norm``, an attack that does not implement
+    it is refused.
+    """
+    names = (attack,) if isinstance(attack, str) else tuple(attack)
+    if not names:
+        raise ConfigError(f"name at least one attack; choose from {ATTACKS.names()}")
+    for name in names:
+        supported = ATTACKS.info(name).norms
+        if norm is not None and norm not in supported:
+            raise ConfigError(
+                f"the {name} attack is implemented for {' and '.join(supported)} only; "
+                f"got norm {norm!r}"
+            )
+    return names
 
 
 @dataclass(frozen=True)
@@ -47,55 +89,63 @@ def robust_accuracy(
     dataset: GroupedDataset,
     *,
     attack: str | Sequence[str] = "pgd",
-    norm: str = "linf",
-    eps: float,
+    norm: str | None = None,
+    eps: float | None = None,
     steps: int = 40,
     step_size: float | None = None,
     restarts: int = 1,
-    lower: float = 0.0,
-    upper: float = 1.0,
+    lower: float | None = None,
+    upper: float | None = None,
     batch_size: int = 512,
     seed: int = 0,
     queries: int = 1000,
+    budget: Budget | None = None,
 ) -> RobustEvaluation:
     """Clean and robust accuracy (overall and per group) of ``model`` on ``dataset``.
 
     Args:
         model: a classifier returning logits, with its normalisation inside.
         dataset: inputs in ``[lower, upper]``.
-        attack: ``"pgd"``, ``"fgsm"``, ``"square"`` (black-box, L∞ only) or a list of them
-            (worst case over all).
-        norm: ``"linf"`` or ``"l2"``.
+        attack: a name in ``ATTACKS`` (``"pgd"``, ``"fgsm"``, ``"square"``: black-box, L∞
+            only) or a list of them (worst case over all).
+        norm: ``"linf"`` (default) or ``"l2"``.
         eps: the budget ε in the data's units.
         steps: PGD steps per restart.
         step_size: PGD step; default ``2.5·ε/steps``.
         restarts: PGD random restarts.
-        lower: smallest valid input value.
-        upper: largest valid input value.
+        lower: smallest valid input value (default 0).
+        upper: largest valid input value (default 1).
         batch_size: examples attacked at once.
         seed: seeds PGD's random starts and Square Attack's search.
         queries: Square Attack's model evaluations per example.
+        budget: ε, norm and range as one :class:`Budget`, instead of the four loose values.
 
     Raises:
-        ConfigError: an unknown attack or norm, ε < 0 or beyond the input range, inputs
-            outside ``[lower, upper]``, or a model without input gradients.
+        ConfigError: an unknown attack or norm, ε < 0 or beyond the input range, a setting
+            out of its range, inputs outside ``[lower, upper]``, or a model without input
+            gradients.
     """
-    names = (attack,) if isinstance(attack, str) else tuple(attack)
-    for name in names:
-        if name not in ATTACKS:
-            raise ConfigError(
-                f"unknown attack {name!r}{closest(name, ATTACKS)}; choose from {list(ATTACKS)}"
-            )
-    check_budget(eps, norm, lower, upper)
-    if "square" in names and norm != "linf":
-        raise ConfigError(f"the square attack is implemented for linf only; got norm {norm!r}")
-    if dataset.x.min() < lower or dataset.x.max() > upper:
+    from stalwart.data.loader import iterate_batches
+
+    attack_names(attack)  # a wrong name first, then the budget, then what fits together
+    budget = as_budget(budget, eps, norm, lower, upper)
+    names = attack_names(attack, budget.norm)
+    check_attack_settings(steps=steps, restarts=restarts, queries=queries, step_size=step_size)
+    if dataset.x.min() < budget.lower or dataset.x.max() > budget.upper:
         raise ConfigError(
             f"inputs of {dataset.name} lie in [{dataset.x.min():.3g}, {dataset.x.max():.3g}], "
-            f"outside the valid range [{lower}, {upper}]; pass the data's own lower and upper"
+            f"outside the valid range [{budget.lower}, {budget.upper}]; pass the data's own "
+            "lower and upper"
         )
-    budget = dict(eps=eps, norm=norm, lower=lower, upper=upper)
-    pgd_settings = dict(steps=steps, step_size=step_size, restarts=restarts, seed=seed)
+    # Each attack gets the settings it takes (its keyword parameters), so a new registered
+    # attack needs no change here.
+    offered = dict(budget=budget, steps=steps, step_size=step_size, restarts=restarts,
+                   seed=seed, queries=queries)  # fmt: skip
+    attacks = {
+        name: (ATTACKS.get(name), {key: value for key, value in offered.items()
+                                   if key in ATTACKS.parameters(name)})
+        for name in names
+    }  # fmt: skip
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -106,14 +156,8 @@ def robust_accuracy(
             with torch.no_grad():
                 clean = model(x).argmax(dim=1)
             worst = clean.clone()
-            for name in names:
-                if name == "fgsm":
-                    adversarial = fgsm(model, x, y, **budget)
-                elif name == "square":
-                    adversarial = square_attack(model, x, y, eps=eps, queries=queries,
-                                                lower=lower, upper=upper, seed=seed)  # fmt: skip
-                else:
-                    adversarial = pgd(model, x, y, **budget, **pgd_settings)
+            for run, settings in attacks.values():
+                adversarial = run(model, x, y, **settings)
                 with torch.no_grad():
                     predicted = model(adversarial).argmax(dim=1)
                 # Keep, per example, a wrong prediction if any attack found one.
@@ -129,5 +173,5 @@ def robust_accuracy(
         )
 
     return RobustEvaluation(
-        metrics(clean_predictions), metrics(robust_predictions), eps, norm, names
+        metrics(clean_predictions), metrics(robust_predictions), budget.eps, budget.norm, names
     )

@@ -18,6 +18,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from stalwart.attacks.catalog import ATTACKS, AttackInfo
+from stalwart.attacks.core import Budget, as_budget
+from stalwart.errors import ConfigError
+
 
 def _margin(logits: Tensor, y: Tensor) -> Tensor:
     true = logits.gather(1, y[:, None])[:, 0]
@@ -33,18 +37,20 @@ def _window_share(p_init: float, iteration: int, queries: int) -> float:
     return p_init / 2**halvings
 
 
+@ATTACKS.register("square", info=AttackInfo(norms=("linf",), gradients=False))
 @torch.no_grad()
 def square_attack(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
     *,
-    eps: float,
+    eps: float | None = None,
     queries: int = 1000,
     p_init: float = 0.3,
-    lower: float = 0.0,
-    upper: float = 1.0,
+    lower: float | None = None,
+    upper: float | None = None,
     seed: int = 0,
+    budget: Budget | None = None,
 ) -> Tensor:
     """Adversarial inputs within ``eps`` (L∞) of ``x`` found from logits alone.
 
@@ -56,10 +62,22 @@ def square_attack(
         eps: the L∞ budget.
         queries: model evaluations per example (the search's iterations).
         p_init: initial share of the input a window covers (0.3 suits MNIST-sized images).
-        lower: smallest valid input value.
-        upper: largest valid input value.
+        lower: smallest valid input value (default 0).
+        upper: largest valid input value (default 1).
         seed: seeds the random search.
+        budget: ε and range as one L∞ :class:`Budget`, instead of the loose values.
+
+    Raises:
+        ConfigError: a budget that is not L∞, or fewer than one query.
     """
+    budget = as_budget(budget, eps, None, lower, upper)
+    if budget.norm != "linf":
+        raise ConfigError(
+            f"the square attack is implemented for linf only; got norm {budget.norm!r}"
+        )
+    if queries < 1:
+        raise ConfigError(f"queries must be >= 1 (model evaluations per example); got {queries}")
+    eps, lower, upper = budget.eps, budget.lower, budget.upper
     generator = torch.Generator().manual_seed(seed)
     shape = x.shape
     images = x.reshape(len(x), 1, 1, -1) if x.dim() != 4 else x

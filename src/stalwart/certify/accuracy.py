@@ -21,9 +21,11 @@ import torch
 from torch import nn
 
 from stalwart.attacks.pgd import check_budget, pgd
-from stalwart.certify.bounds import as_network, bound, bound_call, check_bound_names
+from stalwart.certify.bounds import as_network, bound, check_bound_names, check_option_table
+from stalwart.certify.rounding import check_float
 from stalwart.certify.spec import LinfBall
 from stalwart.data.core import GroupedDataset
+from stalwart.errors import ConfigError
 
 
 def certified_accuracy(
@@ -39,6 +41,7 @@ def certified_accuracy(
     pgd_steps: int = 40,
     pgd_restarts: int = 5,
     on_example: Callable[[int], None] | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
     """Clean, PGD and certified accuracy of ``model`` on the first ``examples`` points.
 
@@ -47,29 +50,41 @@ def certified_accuracy(
         dataset: inputs in ``[lower, upper]``.
         eps: the L∞ budget.
         bounds: bound names (``ibp``, ``crown``, ``crown+alpha``, ``lp``, ``sdp``).
-        examples: how many points, from the start of the dataset.
+        examples: how many points, from the start of the dataset (at least 1).
         lower: smallest valid input value.
         upper: largest valid input value.
-        options: extra options per bound, e.g. ``{"sdp": {"steps": 500}}``.
+        options: options per bound, by the bound's own names (``bound_options``), e.g.
+            ``{"sdp": {"steps": 500}}``.
         pgd_steps: steps of the PGD upper bound.
         pgd_restarts: restarts of the PGD upper bound.
         on_example: called with the position after each point (progress bars).
+        dtype: the dtype certificates are computed in: float64 (default), or float32 with
+            rigorous rounding allowances (faster).
 
     Raises:
-        ConfigError: ε outside the domain, an unknown bound, or a model that cannot be
-            converted.
+        ConfigError: ε outside the domain, ``examples`` below 1, an unknown bound or option,
+            or a model that cannot be converted.
     """
     check_budget(eps, "linf", lower, upper)
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+        raise ConfigError(f"examples must be an integer >= 1; got {examples!r}")
+    if pgd_steps < 0 or pgd_restarts < 1:
+        raise ConfigError(
+            f"pgd_steps must be >= 0 and pgd_restarts >= 1; got {pgd_steps} and {pgd_restarts}"
+        )
+    check_float(dtype)
+    bounds = list(bounds)
     check_bound_names(bounds)
-    # A point needs every margin; SDP-FO can stop at the first that fails (rows are costly).
-    options = {"sdp": {"stop_at_failure": True}} | {
-        name: ({"stop_at_failure": True} if name == "sdp" else {}) | given
-        for name, given in (options or {}).items()
-    }
+    options = check_option_table(options, bounds)
+    if "sdp" in bounds:
+        # A point needs every margin; SDP-FO can stop at the first that fails (rows are costly).
+        options["sdp"] = {"stop_at_failure": True} | options.get("sdp", {})
     model = model.eval()
     n = min(examples, len(dataset))
+    if n == 0:
+        raise ConfigError("the dataset is empty: there is no point to certify")
     x, y = dataset.x[:n], dataset.y[:n]
-    net = as_network(model, tuple(x.shape[1:])).detach()
+    net = as_network(model, tuple(x.shape[1:])).detach(dtype=dtype)
     with torch.no_grad():
         correct = model(x).argmax(dim=1) == y
     adversarial = pgd(model, x, y, eps=eps, steps=pgd_steps, restarts=pgd_restarts,
@@ -84,10 +99,9 @@ def certified_accuracy(
         if robust[i]:
             box = LinfBall(x[i], eps, lower, upper)
             for name in bounds:
-                method, extra = bound_call(name)
                 start = time.perf_counter()
-                result = bound(method, net, box, margin_of=int(y[i]),
-                               **{**extra, **options.get(name, {})})  # fmt: skip
+                result = bound(name, net, box, margin_of=int(y[i]), dtype=dtype,
+                               **options.get(name, {}))  # fmt: skip
                 row = rows[name]
                 row["seconds"] += time.perf_counter() - start
                 row["tried"] += 1
@@ -96,7 +110,7 @@ def certified_accuracy(
         elif correct[i]:
             # PGD broke it: no sound bound may certify it. Check the cheapest one does not.
             box = LinfBall(x[i], eps, lower, upper)
-            if bound("ibp", net, box, margin_of=int(y[i])).certified:
+            if bound("ibp", net, box, margin_of=int(y[i]), dtype=dtype).certified:
                 contradictions += 1
         if on_example is not None:
             on_example(i)

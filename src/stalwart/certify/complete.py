@@ -12,11 +12,18 @@
 - ``input``: branch and bound over the input box (``input_split.py``), for networks with few
   inputs.
 
-Answers follow VNN-COMP: ``violated`` comes only with an input that, run through the network,
-lands in the unsafe region; ``holds`` only when every unsafe conjunction was ruled out by a
-sound bound or proven infeasible by the solver; anything else (time out, solver trouble, a
-solver point that does not survive the check) is ``unknown``. A short attack runs first,
-since counterexamples are usually easy to find when they exist.
+Answers follow VNN-COMP: ``violated`` comes only with an input that, run through the network
+alone in float64, lands in the unsafe region even after a rigorous rounding allowance, and
+lies in the box as written (rounded inward, ``inside``); ``holds`` only when every unsafe
+conjunction was ruled out by a sound bound or proven infeasible by the solver; anything else
+(time out, solver trouble, a candidate that does not survive the check) is ``unknown``, or the
+search goes on. A short attack runs first, since counterexamples are usually easy to find when
+they exist.
+
+Floating point: the MILP and branch and bound work in float64 throughout (their solves
+dominate the time). ``dtype=torch.float32`` speeds up the attack and input splitting, whose
+bounds then carry rigorous rounding allowances (``rounding.py``), and the error of the cast
+when the float64 network is not exactly a float32 one.
 """
 
 from __future__ import annotations
@@ -35,14 +42,27 @@ from torch import Tensor, nn
 
 from stalwart.certify.bounds import as_network
 from stalwart.certify.crown import backward_bound, crown_layer_bounds
+from stalwart.certify.deadline import Deadline, Expired
 from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.input_split import input_split_disjunct
 from stalwart.certify.lp import Encoding, encode
 from stalwart.certify.network import Network
+from stalwart.certify.rounding import (
+    cast_allowance,
+    cast_is_exact,
+    check_float,
+    outward,
+    rows_with_error,
+    violates,
+)
 from stalwart.certify.spec import Box, OutputProperty
 from stalwart.errors import ConfigError
 
+__all__ = ["Deadline", "SearchResult", "find_counterexample", "milp_optimum", "search"]
+
 METHODS = ("milp", "bab", "input")
+# Attack starts run together between two looks at the deadline.
+ATTACK_CHUNK = 4
 
 
 @dataclass
@@ -65,23 +85,6 @@ class SearchResult:
     detail: str
 
 
-class Deadline:
-    """Wall-clock time left until a fixed end, shared by the stages of one answer."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.perf_counter() + seconds
-
-    @property
-    def left(self) -> float:
-        """Seconds until the end (negative once past it)."""
-        return self.end - time.perf_counter()
-
-    @property
-    def passed(self) -> bool:
-        """Whether the end has passed."""
-        return self.left <= 0
-
-
 def _numpy(t: Tensor) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
@@ -96,45 +99,74 @@ def _rows_lower(net: Network, lo: Tensor, hi: Tensor, C: Tensor, d: Tensor, boun
 def _attack(
     net: Network, lo: Tensor, hi: Tensor, C: Tensor, d: Tensor, starts: Tensor, steps: int
 ) -> Tensor:
-    """Points in the box that minimise the largest row, by signed-gradient descent."""
-    x = starts.clone()
+    """Points in the box that minimise the largest row, by signed-gradient descent.
+
+    The attack core climbs minus the largest row, in the box, with a step that shrinks from
+    10.5% to 0.5% of the box's width; it keeps each start's best point, best first.
+    """
+    from stalwart.attacks.core import Box, MarginRows, projected_gradient
+
     width = hi - lo
-    best = x.clone()
-    best_value = torch.full((len(x),), torch.inf, dtype=x.dtype, device=x.device)
-    with torch.enable_grad():
-        for step in range(steps + 1):
-            x.requires_grad_(True)
-            value = (net(x) @ C.T + d).max(dim=1).values
-            better = value.detach() < best_value
-            best[better], best_value[better] = x.detach()[better], value.detach()[better]
-            if step == steps:
-                break
-            (gradient,) = torch.autograd.grad(value.sum(), x)
-            size = 0.1 * (1 - step / steps) + 0.005
-            x = torch.minimum(torch.maximum(x.detach() - size * width * gradient.sign(), lo), hi)
-    return best[best_value.argsort()]
+    found = projected_gradient(
+        net, None, MarginRows(C, d), Box(lo, hi), steps=steps,
+        step_size=lambda step: (0.1 * (1 - step / steps) + 0.005) * width,
+        start=starts, keep_best=True, project_start=False,
+    )  # fmt: skip
+    return found.points[(-found.scores).argsort()]
 
 
 class _Checker:
-    """Accepts a candidate only if the network, run on it, reaches the unsafe region."""
+    """Accepts a candidate only if it is a counterexample for certain.
 
-    def __init__(self, net: Network, prop: OutputProperty, lo: Tensor, hi: Tensor) -> None:
-        self.net, self.prop, self.lo, self.hi = net, prop, lo, hi
+    The candidate is moved into the box as written (``lo``, ``hi``: float64, rounded inward),
+    run through the float64 network alone, and must land in the unsafe region with every row
+    ``≤ 0`` after its rounding allowance (:func:`rounding.violates`). Candidates come from
+    searches in any dtype; a batch is screened first, then each survivor is checked alone.
+
+    Args:
+        net: the float64 network the answer is about.
+        prop: the unsafe region (float64).
+        lo: lower corner of the box a counterexample must lie in (float64, flat).
+        hi: upper corner.
+        work: the network and box (in the dtype searches run in) for :meth:`polish`.
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        prop: OutputProperty,
+        lo: Tensor,
+        hi: Tensor,
+        work: tuple[Network, Tensor, Tensor] | None = None,
+    ) -> None:
+        f64 = torch.float64
+        self.net = net.detach(dtype=f64)
+        self.prop = prop.to(f64, lo.device)
+        self.lo, self.hi = lo.to(f64), hi.to(f64)
+        self.work = work or (self.net, self.lo, self.hi)
 
     def check(self, points: Tensor) -> Tensor | None:
-        points = torch.minimum(torch.maximum(points, self.lo), self.hi)
+        """The first of ``points`` (flat, a batch) that is a counterexample for certain."""
         with torch.no_grad():
-            outputs = self.net(points)
-        for x, y in zip(points, outputs, strict=True):
-            if self.prop.violated_by(y):
-                return x
+            points = points.detach().to(device=self.lo.device, dtype=torch.float64)
+            points = torch.minimum(torch.maximum(points, self.lo), self.hi)
+            hit = torch.zeros(len(points), dtype=torch.bool, device=points.device)
+            for C, d in self.prop.disjuncts:
+                rows, error = rows_with_error(self.net, points, C, d)
+                hit |= (rows + error <= 0).all(dim=1)
+            for x in points[hit]:
+                if violates(self.net, x, self.prop.disjuncts):
+                    return x
         return None
 
     def polish(self, x: Tensor, C: Tensor, d: Tensor) -> Tensor | None:
         """The candidate itself, or one found by a few attack steps started from it."""
         found = self.check(x[None])
         if found is None:
-            found = self.check(_attack(self.net, self.lo, self.hi, C, d, x[None], 20))
+            net, lo, hi = self.work
+            start = torch.minimum(torch.maximum(x.to(lo.dtype), lo), hi)
+            found = self.check(_attack(net, lo, hi, C.to(lo.dtype), d.to(lo.dtype), start[None],
+                                       20))  # fmt: skip
         return found
 
 
@@ -156,26 +188,58 @@ def _with_margin_variable(enc: Encoding, R: np.ndarray, r0: np.ndarray, t_lo, t_
     return A.tocsr(), b, lower, upper, c
 
 
-def _milp_disjunct(net, lo, hi, C, d, bounds, deadline, checker):
+@dataclass
+class _Search:
+    """One search's networks, boxes and deadline.
+
+    ``net``, ``lo``, ``hi`` are in the working dtype (the box rounded outward), for attacks
+    and input splitting, whose bounds carry a rounding allowance below float64 (``rounding``)
+    and also the error of the cast itself when it was not exact (``cast``). ``net64``,
+    ``lo64``, ``hi64`` are the float64 network and box that the MILP and branch and bound
+    work on, bounds and encodings alike: their solves dominate, so float64 costs them little.
+    """
+
+    net: Network
+    lo: Tensor
+    hi: Tensor
+    net64: Network
+    lo64: Tensor
+    hi64: Tensor
+    rounding: bool
+    cast: bool
+    deadline: Deadline
+    checker: _Checker
+
+    def rows_lower(self, C: Tensor, d: Tensor, bounds) -> Tensor:
+        """Sound lower bounds on the rows in float64, from float64 layer ``bounds``."""
+        return _rows_lower(self.net64, self.lo64, self.hi64, C.to(torch.float64),
+                           d.to(torch.float64), bounds)  # fmt: skip
+
+    def root_bounds(self):
+        """CROWN's float64 layer bounds on the whole box (raises ``Expired``)."""
+        return crown_layer_bounds(self.net64, self.lo64, self.hi64, deadline=self.deadline)
+
+
+def _milp_disjunct(job: _Search, C: Tensor, d: Tensor, bounds):
     """``holds``, ``violated`` (with the input) or ``unknown`` for one unsafe conjunction."""
-    enc = encode(net, lo, hi, bounds, binary=True)
+    enc = encode(job.net64, job.lo64, job.hi64, bounds, binary=True)
     R = _numpy(C) @ enc.out_matrix
     r0 = _numpy(C) @ enc.out_offset + _numpy(d)
-    t_lo = float(_rows_lower(net, lo, hi, C, d, bounds).max())
+    t_lo = float(job.rows_lower(C, d, bounds).max())
     A, b, lower, upper, c = _with_margin_variable(enc, R, r0, min(t_lo, 0.0), 0.0)
-    if deadline.passed:
+    if job.deadline.passed:
         return "unknown", None, "time out before the MILP"
     result = milp(
         c, constraints=LinearConstraint(A, -np.inf, b),
         integrality=np.append(enc.integrality, 0), bounds=Bounds(lower, upper),
-        options={"time_limit": max(deadline.left, 1e-3)},
+        options={"time_limit": job.deadline.limit()},
     )  # fmt: skip
     if result.status == 2:
         return "holds", None, "MILP infeasible"
     if result.x is None:
         return "unknown", None, f"MILP stopped: {result.message}"
-    x = torch.as_tensor(result.x[: enc.n_inputs], dtype=lo.dtype, device=lo.device)
-    found = checker.polish(x, C, d)
+    x = torch.as_tensor(result.x[: enc.n_inputs], dtype=torch.float64, device=job.lo.device)
+    found = job.checker.polish(x, C, d)
     if found is not None:
         return "violated", found, "MILP point"
     return "unknown", None, "the MILP point does not violate the property when run"
@@ -188,8 +252,15 @@ def milp_optimum(
     C: Tensor,
     d: Tensor,
     timeout: float = 60.0,
-) -> Tensor:
+    *,
+    with_points: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """The exact minimum of each row of ``C f(x) + d`` over the box, by MILP (ground truth).
+
+    Computed in float64 (the network is cast up, exactly). HiGHS solves to a relative gap of
+    1e-9 within its feasibility tolerances, so the value can sit slightly below the true
+    minimum; the minimising inputs (``with_points``) are inside the box, and the network's
+    value there is an upper bound on it.
 
     Args:
         net: a small network.
@@ -198,39 +269,45 @@ def milp_optimum(
         C: rows ``(m, outputs)``.
         d: offsets ``(m,)``.
         timeout: seconds for all rows together.
+        with_points: also return the minimising input of each row, ``(m, n)`` flat.
 
     Raises:
         TimeoutError: if some row is not solved to optimality in time.
     """
-    net = as_network(net, tuple(lower.shape)).detach()
-    lo, hi = lower.reshape(-1), upper.reshape(-1)
+    f64 = torch.float64
+    net = as_network(net, tuple(lower.shape)).detach(dtype=f64)
+    lo, hi = lower.reshape(-1).to(f64), upper.reshape(-1).to(f64)
     deadline = Deadline(timeout)
     bounds = crown_layer_bounds(net, lo, hi)
     enc = encode(net, lo, hi, bounds, binary=True)
     objective = _numpy(C) @ enc.out_matrix
     constant = _numpy(C) @ enc.out_offset + _numpy(d)
-    values = []
+    values, points = [], []
     for r in range(len(C)):
         result = milp(
             objective[r], constraints=LinearConstraint(enc.A, -np.inf, enc.b),
             integrality=enc.integrality, bounds=Bounds(enc.lower, enc.upper),
-            options={"time_limit": max(deadline.left, 1e-3), "mip_rel_gap": 1e-9},
+            options={"time_limit": deadline.limit(), "mip_rel_gap": 1e-9},
         )  # fmt: skip
         if result.status != 0:
             raise TimeoutError(f"row {r}: the MILP was not solved to optimality ({result.message})")
         values.append(result.fun + constant[r])
-    return torch.tensor(values, dtype=C.dtype, device=C.device)
+        points.append(np.clip(result.x[: enc.n_inputs], _numpy(lo), _numpy(hi)))
+    value = torch.tensor(values, dtype=C.dtype, device=C.device)
+    if with_points:
+        return value, torch.tensor(np.array(points), dtype=f64, device=lo.device)
+    return value
 
 
-def _lp_domain(net, lo, hi, C, d, bounds, splits, t_lo, t_hi, deadline):
+def _lp_domain(job: _Search, C, d, bounds, splits, t_lo, t_hi):
     """Sound lower bound on the largest row over a subdomain, with the LP's optimum."""
-    enc = encode(net, lo, hi, bounds, splits=splits)
+    enc = encode(job.net64, job.lo64, job.hi64, bounds, splits=splits)
     R = _numpy(C) @ enc.out_matrix
     r0 = _numpy(C) @ enc.out_offset + _numpy(d)
     A, b, lower, upper, c = _with_margin_variable(enc, R, r0, t_lo, t_hi)
     result = linprog(
         c, A_ub=A, b_ub=b, bounds=np.stack([lower, upper], 1), method="highs",
-        options={"time_limit": max(deadline.left, 1e-3)},
+        options={"time_limit": job.deadline.limit()},
     )  # fmt: skip
     if result.status == 2:
         return np.inf, None, enc  # the split constraints leave no input: nothing to find
@@ -254,7 +331,9 @@ def _choose_split(enc: Encoding, v: np.ndarray) -> tuple[int, int] | None:
     return best
 
 
-def _bab_disjunct(net, lo, hi, C, d, root_bounds, deadline, checker):
+def _bab_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
+    net, lo, hi = job.net64, job.lo64, job.hi64
+    C, d = C.to(torch.float64), d.to(torch.float64)
     hidden = net.hidden_sizes
     counter = itertools.count()
     root = [np.zeros(w, dtype=np.int8) for w in hidden]
@@ -262,7 +341,7 @@ def _bab_disjunct(net, lo, hi, C, d, root_bounds, deadline, checker):
     undecided = 0
     explored = 0
     while queue:
-        if deadline.passed:
+        if job.deadline.passed:
             return "unknown", None, f"time out after {explored} subdomains"
         _, _, splits = heapq.heappop(queue)
         explored += 1
@@ -277,29 +356,20 @@ def _bab_disjunct(net, lo, hi, C, d, root_bounds, deadline, checker):
             ]
         if any(bool((lb > ub).any()) for lb, ub in bounds[:-1]):
             continue  # the splits contradict each other: an empty subdomain
-        rows = _rows_lower(net, lo, hi, C, d, bounds)
+        rows = job.rows_lower(C, d, bounds)
         if bool((rows > 0).any()):
             continue
-        upper_rows = -_rows_lower(net, lo, hi, -C, -d, bounds)
+        upper_rows = -job.rows_lower(-C, -d, bounds)
         value, v, enc = _lp_domain(
-            net,
-            lo,
-            hi,
-            C,
-            d,
-            bounds,
-            splits,
-            float(rows.max()),
-            float(upper_rows.max()) + 1.0,
-            deadline,
+            job, C, d, bounds, splits, float(rows.max()), float(upper_rows.max()) + 1.0
         )
         if value is None:
-            reason = "time out" if deadline.passed else "the LP solver failed"
+            reason = "time out" if job.deadline.passed else "the LP solver failed"
             return "unknown", None, f"{reason} on subdomain {explored}"
         if value > 0:
             continue
-        x = torch.as_tensor(v[: enc.n_inputs], dtype=lo.dtype, device=lo.device)
-        found = checker.polish(x, C, d)
+        x = torch.as_tensor(v[: enc.n_inputs], dtype=torch.float64, device=lo.device)
+        found = job.checker.polish(x, C, d)
         if found is not None:
             return "violated", found, f"LP point of subdomain {explored}"
         unit = _choose_split(enc, v)
@@ -316,8 +386,16 @@ def _bab_disjunct(net, lo, hi, C, d, root_bounds, deadline, checker):
     return "holds", None, f"branch and bound closed {explored} subdomains"
 
 
-def _input_disjunct(net, lo, hi, C, d, bounds, deadline, checker):
-    return input_split_disjunct(net, lo, hi, C, d, deadline, checker)
+def _input_disjunct(job: _Search, C: Tensor, d: Tensor, bounds):
+    Cw, dw = C.to(job.lo.dtype), d.to(job.lo.dtype)
+    slack = None
+    if job.cast:
+        # The work network was rounded from the float64 one: widen by the cast's error too.
+        def slack(lo, hi):  # noqa: E306
+            return cast_allowance(job.net, lo, hi, Cw, dw)
+
+    return input_split_disjunct(job.net, job.lo, job.hi, Cw, dw, job.deadline, job.checker,
+                                rounding=job.rounding, slack=slack)  # fmt: skip
 
 
 def find_counterexample(
@@ -329,24 +407,64 @@ def find_counterexample(
     restarts: int = 8,
     steps: int = 30,
     deadline: Deadline | None = None,
+    checker: _Checker | None = None,
 ) -> Tensor | None:
     """An input in ``[lo, hi]`` (flat) that the network maps into the unsafe region, or None.
 
     Signed-gradient descent on the largest row of each unsafe conjunction, from the box's
-    centre and ``restarts − 1`` random points; a point is returned only after running the
-    network on it confirms the violation.
+    centre and ``restarts − 1`` random points, in the network's dtype; a point is returned
+    (in float64) only after the checker confirms the violation: by default, run alone in
+    float64 and inside ``[lo, hi]`` itself.
     """
     dtype, device = lo.dtype, lo.device
     generator = torch.Generator().manual_seed(0)
     noise = torch.rand(max(restarts, 1), lo.numel(), generator=generator, dtype=dtype)
     starts = lo + noise.to(device) * (hi - lo)
     starts[0] = (lo + hi) / 2
-    checker = _Checker(net, prop, lo, hi)
+    checker = checker or _Checker(net, prop, lo, hi)
     for C, d in prop.disjuncts:
-        found = checker.check(_attack(net, lo, hi, C, d, starts, steps))
-        if found is not None or (deadline is not None and deadline.passed):
-            return found
+        # The starts descend independently, so a few at a time give the same points while
+        # the deadline is checked more often.
+        for chunk in torch.split(starts, ATTACK_CHUNK):
+            found = checker.check(_attack(net, lo, hi, C.to(dtype), d.to(dtype), chunk, steps))
+            if found is not None or (deadline is not None and deadline.passed):
+                return found
     return None
+
+
+def prepare(
+    net: Network,
+    box: Box,
+    prop: OutputProperty,
+    deadline: Deadline,
+    *,
+    dtype: torch.dtype = torch.float64,
+    inside: Box | None = None,
+) -> _Search:
+    """Networks, boxes and checker for searching ``box`` in ``dtype`` (see :class:`_Search`)."""
+    check_float(dtype)
+    f64 = torch.float64
+    net64 = net.detach(dtype=f64)
+    device = net64.layers[0].bias.device
+    lower, upper, single = Box(box.lower.to(device), box.upper.to(device)).flat(net.input_shape)
+    if not single:
+        raise ConfigError("search() takes one input box; loop over a batch")
+    lo64, hi64 = lower[0].to(f64), upper[0].to(f64)
+    lo, hi = outward(lower[0], upper[0], dtype)
+    in_lo, in_hi = lo64, hi64
+    if inside is not None:
+        # A counterexample must lie in both: the box searched and the box as written.
+        written_lo, written_hi, _ = Box(inside.lower.to(device), inside.upper.to(device)).flat(
+            net.input_shape
+        )
+        in_lo = torch.maximum(in_lo, written_lo[0].to(f64))
+        in_hi = torch.minimum(in_hi, written_hi[0].to(f64))
+    work = net64.detach(dtype=dtype)
+    checker = _Checker(net64, prop, in_lo, in_hi, work=(work, lo, hi))
+    exact = cast_is_exact(net64, dtype) and all(
+        bool(torch.equal(t.to(dtype).to(t.dtype), t)) for C, d in prop.disjuncts for t in (C, d)
+    )
+    return _Search(work, lo, hi, net64, lo64, hi64, dtype != f64, not exact, deadline, checker)
 
 
 def search(
@@ -354,58 +472,67 @@ def search(
     box: Box,
     prop: OutputProperty,
     *,
-    timeout: float,
+    timeout: float | None = None,
+    deadline: Deadline | None = None,
     method: str = "milp",
     attack_restarts: int = 8,
+    dtype: torch.dtype = torch.float64,
+    inside: Box | None = None,
 ) -> SearchResult:
     """Decide whether any input in ``box`` reaches the unsafe region of ``prop``.
 
     Args:
         net: a small network (or a supported module, converted on the box's shape).
-        box: the input set, shaped like one input.
+        box: the input set, shaped like one input; ``holds`` means no input in it (as its
+            values are: the box is never shrunk) reaches the unsafe region.
         prop: the unsafe region.
         timeout: wall-clock seconds; past it the answer is ``unknown``.
+        deadline: or a deadline shared with other work (one of the two).
         method: ``"milp"``, ``"bab"`` (ReLU splits) or ``"input"`` (input splits).
         attack_restarts: random starts of the attack run before the solver (0: none).
+        dtype: the dtype bounds and attacks run in (float32 is faster; bounds then carry
+            rounding allowances). Counterexamples are always checked in float64.
+        inside: a box a counterexample must also lie in (a VNN-LIB box rounded inward).
 
     Raises:
         ConfigError: for an unknown method, a non-positive timeout or a batched box.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {list(METHODS)}; got {method!r}")
-    if not timeout > 0:
-        raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+    if deadline is None:
+        if timeout is None or not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+        deadline = Deadline(timeout)
     start = time.perf_counter()
-    deadline = Deadline(timeout)
     net = as_network(net, tuple(box.lower.shape)).detach()
-    dtype, device = net.layers[0].bias.dtype, net.layers[0].bias.device
-    lower, upper, single = box.to(dtype, device).flat(net.input_shape)
-    if not single:
-        raise ConfigError("search() takes one input box; loop over a batch")
-    lo, hi = lower[0], upper[0]
-    prop = prop.to(dtype, device)
-    checker = _Checker(net, prop, lo, hi)
+    job = prepare(net, box, prop, deadline, dtype=dtype, inside=inside)
+    prop64 = prop.to(torch.float64, job.lo.device)
+    work_prop = prop.to(dtype, job.lo.device)
 
     def answer(status, x=None, detail=""):
         if x is None:
             return SearchResult(status, None, None, time.perf_counter() - start, detail)
         with torch.no_grad():
-            y = net(x[None])[0]
+            y = job.net64(x.reshape(1, -1).to(torch.float64))[0]
         return SearchResult(
             status, x.reshape(net.input_shape), y, time.perf_counter() - start, detail
         )
 
     if attack_restarts > 0:
-        found = find_counterexample(net, lo, hi, prop, restarts=attack_restarts, deadline=deadline)
+        found = find_counterexample(job.net, job.lo, job.hi, work_prop, restarts=attack_restarts,
+                                    deadline=deadline, checker=job.checker)  # fmt: skip
         if found is not None:
             return answer("violated", found, "attack")
         if deadline.passed:
             return answer("unknown", detail="time out during the attack")
 
-    bounds = crown_layer_bounds(net, lo, hi)
+    try:
+        bounds = job.root_bounds()
+    except Expired:
+        return answer("unknown", detail="time out during CROWN's bounds")
     open_disjuncts = []
-    for C, d in prop.disjuncts:
-        if not bool((_rows_lower(net, lo, hi, C, d, bounds) > 0).any()):
+    for C, d in prop64.disjuncts:
+        if not bool((job.rows_lower(C, d, bounds) > 0).any()):
             open_disjuncts.append((C, d))
     if not open_disjuncts:
         return answer("holds", detail="CROWN bounds rule out every unsafe region")
@@ -414,7 +541,10 @@ def search(
     for C, d in open_disjuncts:
         if deadline.passed:
             return answer("unknown", detail="time out")
-        status, x, detail = solve(net, lo, hi, C, d, bounds, deadline, checker)
+        try:
+            status, x, detail = solve(job, C, d, bounds)
+        except Expired as error:
+            return answer("unknown", detail=str(error))
         if status == "violated":
             return answer("violated", x, detail)
         if status == "unknown":

@@ -15,17 +15,27 @@ input the linear function is minimised over the box in closed form. CROWN picks
 
 Intermediate pre-activation bounds come from the same backward pass, one layer at a time,
 and are intersected with interval bounds (both are sound, so their intersection is too).
+
+Rounding: the upper line's slope and intercept are rounded up, so the line stays above the
+ReLU whatever the rounding; below float64 (``rounding=True``) every bound also subtracts a
+rigorous allowance for its own rounding, summed layer by layer (:class:`_Tally`).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from stalwart.certify.bounds import BOUNDS
-from stalwart.certify.ibp import ibp_rows
+from stalwart.certify.deadline import Deadline, check
+from stalwart.certify.ibp import _interval, ibp_rows
 from stalwart.certify.ibp import layer_bounds as ibp_layer_bounds
 from stalwart.certify.network import Network
+from stalwart.certify.optim import Adam
+from stalwart.certify.rounding import gamma, underflow, unit_roundoff
 from stalwart.errors import ConfigError
 
 LayerBounds = list[tuple[Tensor, Tensor]]
@@ -34,15 +44,77 @@ LayerBounds = list[tuple[Tensor, Tensor]]
 def _relu_lines(lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Upper slope, upper intercept and CROWN's adaptive lower slope for each unit.
 
-    Stable units are exact: slope 1 (active) or 0 (inactive) on both sides.
+    Stable units are exact: slope 1 (active) or 0 (inactive) on both sides. The chord's
+    slope and intercept are rounded up (by a few units of roundoff, more than the two or three
+    roundings that computed them), so the line ``s z + t`` stays above the ReLU on ``[l, u]``:
+    ``s ≥ u / (u − l)`` and ``t ≥ −s l`` give ``s z + t ≥ s (z − l) ≥ relu(z)`` there.
     """
     active = lower >= 0
     unstable = (lower < 0) & (upper > 0)
+    u = unit_roundoff(lower.dtype)
     width = (upper - lower).clamp(min=torch.finfo(lower.dtype).tiny)
-    slope = torch.where(unstable, upper / width, active.to(lower.dtype))
-    intercept = torch.where(unstable, -slope * lower, torch.zeros_like(lower))
+    slope = torch.where(unstable, upper / width * (1 + 4 * u), active.to(lower.dtype))
+    intercept = torch.where(unstable, -slope * lower * (1 + 2 * u), torch.zeros_like(lower))
     adaptive = torch.where(unstable, (upper > -lower).to(lower.dtype), active.to(lower.dtype))
     return slope, intercept, adaptive
+
+
+class _Tally:
+    """The rounding allowance of one backward pass, built alongside it (``rounding=True``).
+
+    The pass rewrites a row as ``λ_j · h_j + const`` layer by layer; each rewrite is exact for
+    the coefficients actually computed, except for the rounding of what it computes. So the
+    total error is a sum of local terms (Higham §3.1: a sum or product of ``k`` terms is off by
+    at most ``γ_k`` times the sum of their absolute values):
+
+    - the product ``λ W`` of a layer: ``γ (|λ| |W|) · H``, with ``H`` bounding the layer's
+      input in absolute value (sound bounds from the layers below, or the input box);
+    - the constant: ``γ`` times the absolute values added to it so far (biases, intercepts);
+    - the relaxation's products ``λ⁺ α``, ``λ⁻ s``: ``2u |λ_new| · max(|l|, |u|)``;
+    - the final minimisation over the box: ``γ (|λ| · 2 max(|lower|, |upper|) + const)``.
+
+    Choosing the lower or upper line by the sign of the *computed* coefficient is exact for
+    that coefficient, so the choice adds nothing. ``gamma`` includes a safety factor for the
+    second-order terms (rounding of the allowance itself).
+    """
+
+    def __init__(self, lam: Tensor, d: Tensor | None) -> None:
+        self.dtype = lam.dtype
+        self.u = unit_roundoff(lam.dtype)
+        self.error = torch.zeros(lam.shape[:2], dtype=lam.dtype, device=lam.device)
+        self.const = torch.zeros_like(self.error) + (d.detach().abs() if d is not None else 0)
+        self.roundings = 0
+
+    def affine(self, layer, lam: Tensor, inputs: Tensor) -> None:
+        lam = lam.detach().abs()
+        self.const = self.const + lam @ layer.bias.detach().abs()
+        # (|λ| |W|) · H = |λ| · (|W| H): one product per box, not one per row.
+        products = (lam * layer.abs_forward(inputs.detach()).unsqueeze(1)).sum(-1)
+        k = layer.out_features + 2
+        self.error = self.error + gamma(k, self.dtype) * (products + self.const)
+        self.roundings += k
+
+    def relax(self, lam: Tensor, negative: Tensor, intercept: Tensor, lb: Tensor, ub: Tensor):
+        self.const = self.const + (negative.detach().abs() * intercept).sum(-1)
+        size = torch.maximum(lb.abs(), ub.abs()).unsqueeze(1)
+        k = lb.shape[-1] + 2
+        self.error = self.error + gamma(k, self.dtype) * self.const
+        self.error = self.error + 2 * self.u * (lam.detach().abs() * size).sum(-1)
+        self.roundings += k
+
+    def finish(self, lam: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+        size = 2 * torch.maximum(lower.abs(), upper.abs()).unsqueeze(1)
+        k = lower.shape[-1] + 4
+        total = (lam.detach().abs() * size).sum(-1) + self.const
+        self.roundings += k
+        return self.error + gamma(k, self.dtype) * total + underflow(self.roundings, self.dtype)
+
+
+def _input_size(net: Network, j: int, lower: Tensor, upper: Tensor, bounds: LayerBounds):
+    """A bound on ``|input|`` of layer ``j``: the box for the first, else ``relu(u_{j−1})``."""
+    if j == 0:
+        return torch.maximum(lower.abs(), upper.abs())
+    return torch.relu(bounds[j - 1][1])
 
 
 def backward_bound(
@@ -54,6 +126,8 @@ def backward_bound(
     d: Tensor | None,
     bounds: LayerBounds,
     alphas: list[Tensor] | None = None,
+    *,
+    rounding: bool = False,
 ) -> Tensor:
     """Lower bounds on ``C z_depth + d`` (``z_depth`` the pre-activation of layer ``depth``).
 
@@ -68,6 +142,8 @@ def backward_bound(
         bounds: pre-activation bounds ``(batch, width_j)`` of every layer ``j < depth``.
         alphas: optional lower slopes for each ReLU layer ``j < depth``, broadcastable to
             ``(batch, m, width_j)``; used only on unstable units.
+        rounding: subtract a rigorous allowance for this dtype's rounding (:class:`_Tally`),
+            so the bound holds for the network's weights in exact arithmetic.
 
     Returns:
         ``(batch, m)`` lower bounds.
@@ -77,8 +153,12 @@ def backward_bound(
     const = torch.zeros(lam.shape[:2], dtype=lam.dtype, device=lam.device)
     if d is not None:
         const = const + d
+    tally = _Tally(lam, d) if rounding else None
     layer = net.layers[depth]
     const = const + lam @ layer.bias
+    if tally is not None:
+        with torch.no_grad():
+            tally.affine(layer, lam, _input_size(net, depth, lower, upper, bounds))
     lam = layer.backward(lam)
     for j in range(depth - 1, -1, -1):
         lb, ub = bounds[j]
@@ -94,10 +174,19 @@ def backward_bound(
         lam = positive * low + negative * slope
         layer = net.layers[j]
         const = const + lam @ layer.bias
+        if tally is not None:
+            with torch.no_grad():
+                tally.relax(lam, negative, intercept, lb, ub)
+                tally.affine(layer, lam, _input_size(net, j, lower, upper, bounds))
         lam = layer.backward(lam)
     center = ((upper + lower) / 2).unsqueeze(-1)
     radius = ((upper - lower) / 2).unsqueeze(-1)
-    return (lam @ center).squeeze(-1) - (lam.abs() @ radius).squeeze(-1) + const
+    value = (lam @ center).squeeze(-1) - (lam.abs() @ radius).squeeze(-1) + const
+    if tally is not None:
+        with torch.no_grad():
+            allowance = tally.finish(lam, lower, upper)
+        value = value - allowance
+    return value
 
 
 def crown_layer_bounds(
@@ -107,6 +196,8 @@ def crown_layer_bounds(
     *,
     intersect_ibp: bool = True,
     fixed: list[Tensor] | None = None,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> LayerBounds:
     """CROWN bounds on the pre-activations of every layer, for inputs ``(batch, n)``.
 
@@ -122,6 +213,8 @@ def crown_layer_bounds(
             active), ``−1`` (known inactive) or ``0``; a subdomain of branch and bound. The
             bounds of such units are clipped at zero before the next layers use them, so an
             empty subdomain shows as ``lower > upper`` somewhere.
+        rounding: widen every bound by a rigorous allowance for this dtype's rounding.
+        deadline: checked before each layer (raises ``Expired`` once past).
 
     Returns:
         ``(l, u)`` for each layer, each ``(batch, width)`` (``(width,)`` for one box).
@@ -129,14 +222,13 @@ def crown_layer_bounds(
     single = lower.dim() == 1
     if single:
         lower, upper = lower[None], upper[None]
-    interval = ibp_layer_bounds(net, lower, upper) if intersect_ibp else None
+    interval = ibp_layer_bounds(net, lower, upper, rounding=rounding) if intersect_ibp else None
     bounds: LayerBounds = []
     for i, layer in enumerate(net.layers):
+        check(deadline, "CROWN's layer bounds")
         if i == 0:
-            # One affine map: interval arithmetic is already exact.
-            center, radius = (upper + lower) / 2, (upper - lower) / 2
-            mid, rad = layer.forward(center), layer.abs_forward(radius)
-            lb, ub = mid - rad, mid + rad
+            # One affine map: interval arithmetic is already exact (up to rounding).
+            lb, ub = _interval(layer, lower, upper, rounding)
         else:
             width = layer.out_features
             eye = torch.eye(width, dtype=lower.dtype, device=lower.device)
@@ -149,7 +241,8 @@ def crown_layer_bounds(
             half = len(eye)
             if half:
                 rows = torch.cat([eye, -eye])
-                both = backward_bound(net, i, lower, upper, rows, None, bounds)
+                both = backward_bound(net, i, lower, upper, rows, None, bounds,
+                                      rounding=rounding)  # fmt: skip
             if interval is not None and i < len(net.layers) - 1:
                 lb, ub = interval[i][0].clone(), interval[i][1].clone()
                 if half:
@@ -181,11 +274,14 @@ def _optimise_alpha(
     start: Tensor,
     steps: int,
     lr: float,
+    deadline: Deadline | None = None,
+    rounding: bool = False,
 ) -> Tensor:
     """α-CROWN: maximise each row's bound over lower slopes in ``[0, 1]`` with Adam.
 
     The slopes are separate for every output row (Xu et al. §3.1); intermediate bounds stay
-    fixed. Every iterate is a valid bound, so the best seen per row is returned.
+    fixed. Every iterate is a valid bound, so the best seen per row is returned, and running
+    out of time only stops the search early.
     """
     net = net.detach()
     lower, upper, C, d = lower.detach(), upper.detach(), C.detach(), d.detach()
@@ -197,9 +293,12 @@ def _optimise_alpha(
         alphas.append(adaptive.unsqueeze(1).expand(-1, m, -1).clone().requires_grad_(True))
     best = start.detach().clone()
     with torch.enable_grad():
-        optimiser = torch.optim.Adam(alphas, lr=lr)
+        optimiser = Adam(alphas, lr=lr)
         for _ in range(steps):
-            value = backward_bound(net, len(net.layers) - 1, lower, upper, C, d, bounds, alphas)
+            if deadline is not None and deadline.passed:
+                return best
+            value = backward_bound(net, len(net.layers) - 1, lower, upper, C, d, bounds, alphas,
+                                   rounding=rounding)  # fmt: skip
             best = torch.maximum(best, value.detach())
             optimiser.zero_grad()
             (-value.sum()).backward()
@@ -208,7 +307,8 @@ def _optimise_alpha(
                 for a in alphas:
                     a.clamp_(0.0, 1.0)
         with torch.no_grad():
-            value = backward_bound(net, len(net.layers) - 1, lower, upper, C, d, bounds, alphas)
+            value = backward_bound(net, len(net.layers) - 1, lower, upper, C, d, bounds, alphas,
+                                   rounding=rounding)  # fmt: skip
     return torch.maximum(best, value)
 
 
@@ -223,6 +323,8 @@ def crown_rows(
     steps: int = 20,
     lr: float = 0.1,
     bounds: LayerBounds | None = None,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> Tensor:
     """Lower bounds on ``C f(x) + d`` over the box by CROWN (or α-CROWN).
 
@@ -235,7 +337,11 @@ def crown_rows(
         alpha: optimise the lower ReLU slopes per row (α-CROWN); never looser than CROWN.
         steps: α-CROWN's gradient steps.
         lr: α-CROWN's Adam learning rate.
-        bounds: precomputed pre-activation bounds (``crown_layer_bounds``), batched.
+        bounds: precomputed pre-activation bounds (``crown_layer_bounds``), batched; they
+            must have been computed with the same ``rounding``.
+        rounding: subtract a rigorous allowance for this dtype's rounding (below float64).
+        deadline: stops α-CROWN early (still sound); raises ``Expired`` while the layer bounds
+            are computed.
 
     Returns:
         ``(batch, m)`` lower bounds, or ``(m,)`` for one unbatched box. Differentiable in the
@@ -247,11 +353,12 @@ def crown_rows(
     if steps < 0 or not lr > 0:
         raise ConfigError(f"α-CROWN needs steps >= 0 and lr > 0; got steps={steps}, lr={lr}")
     if bounds is None:
-        bounds = crown_layer_bounds(net, lower, upper)
+        bounds = crown_layer_bounds(net, lower, upper, rounding=rounding, deadline=deadline)
     depth = len(net.layers) - 1
-    value = backward_bound(net, depth, lower, upper, C, d, bounds)
+    value = backward_bound(net, depth, lower, upper, C, d, bounds, rounding=rounding)
     if alpha and depth > 0 and steps > 0:
-        value = _optimise_alpha(net, lower, upper, C, d, bounds, value, steps, lr)
+        value = _optimise_alpha(net, lower, upper, C, d, bounds, value, steps, lr, deadline,
+                                rounding)  # fmt: skip
     return value[0] if single else value
 
 
@@ -263,10 +370,30 @@ def _crown(
     C: Tensor,
     d: Tensor,
     *,
-    alpha: bool = False,
-    alpha_steps: int = 20,
-    alpha_lr: float = 0.1,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> Tensor:
-    """CROWN (α-CROWN with ``alpha=True``), never looser than IBP (the larger of the two)."""
-    value = crown_rows(net, lower, upper, C, d, alpha=alpha, steps=alpha_steps, lr=alpha_lr)
-    return torch.maximum(value, ibp_rows(net, lower[None], upper[None], C, d)[0]).detach()
+    """CROWN, never looser than IBP (the larger of the two)."""
+    value = crown_rows(net, lower, upper, C, d, rounding=rounding, deadline=deadline)
+    ibp = ibp_rows(net, lower[None], upper[None], C, d, rounding=rounding)[0]
+    return torch.maximum(value, ibp).detach()
+
+
+@BOUNDS.register("crown+alpha")
+def _alpha_crown(
+    net: Network,
+    lower: Tensor,
+    upper: Tensor,
+    C: Tensor,
+    d: Tensor,
+    *,
+    steps: Annotated[int, Field(ge=0)] = 20,
+    lr: Annotated[float, Field(gt=0)] = 0.1,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
+) -> Tensor:
+    """α-CROWN: ``steps`` Adam steps at rate ``lr`` on the lower slopes; never below CROWN."""
+    value = crown_rows(net, lower, upper, C, d, alpha=True, steps=steps, lr=lr,
+                       rounding=rounding, deadline=deadline)  # fmt: skip
+    ibp = ibp_rows(net, lower[None], upper[None], C, d, rounding=rounding)[0]
+    return torch.maximum(value, ibp).detach()

@@ -41,8 +41,15 @@ def input_split_disjunct(
     *,
     batch: int = 512,
     max_domains: int = 200_000,
+    rounding: bool = False,
+    slack=None,
 ) -> tuple[str, Tensor | None, str]:
     """Decide one unsafe conjunction ``{y : C y + d ≤ 0}`` over ``[lo, hi]`` by input splits.
+
+    ``checker.check`` decides whether a sub-box's centre is a counterexample (a centre it
+    rejects leaves the sub-box open, to be split further); ``rounding`` makes CROWN subtract
+    its rounding allowance (networks below float64), and ``slack(lo, hi)``, when given, is
+    subtracted from every sub-box's rows too (the error of a network's cast to float32).
 
     Returns:
         ``(status, counterexample, detail)`` with status ``holds``, ``violated`` or ``unknown``.
@@ -58,7 +65,9 @@ def input_split_disjunct(
         pending_lo, pending_hi = pending_lo[batch:], pending_hi[batch:]
         visited += len(blo)
         with torch.no_grad():
-            lower = crown_rows(net, blo, bhi, C, d)
+            lower = crown_rows(net, blo, bhi, C, d, rounding=rounding)
+            if slack is not None:
+                lower = lower - slack(blo, bhi)
         open_ = ~(lower > 0).any(dim=1)
         blo, bhi = blo[open_], bhi[open_]
         if not len(blo):

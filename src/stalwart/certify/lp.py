@@ -14,12 +14,16 @@ default and can be tightened layer by layer with the LP itself (``refine``).
 Soundness does not rest on the solver's optimality tolerances: the number returned for a row
 is the Lagrangian dual value at HiGHS's multipliers (clipped to the right sign), which is a
 lower bound on the LP for *any* multipliers because every variable is boxed. When HiGHS does not
-report an optimum, the row falls back to the CROWN/IBP bound.
+report an optimum, or the deadline passes, the row falls back to the CROWN/IBP bound. Each
+solve gets the time left as HiGHS's own limit. The LP is solved in float64, where a float32
+network's weights are exact; below float64 (``rounding``) the intermediate bounds and the
+fallback carry their rounding allowances.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,9 +33,11 @@ from torch import Tensor
 
 from stalwart.certify.bounds import BOUNDS
 from stalwart.certify.crown import LayerBounds, backward_bound, crown_layer_bounds
+from stalwart.certify.deadline import Deadline
 from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.ibp import layer_bounds as ibp_layer_bounds
 from stalwart.certify.network import Network
+from stalwart.certify.rounding import round_down
 from stalwart.errors import ConfigError
 
 INTERMEDIATE = ("crown", "ibp")
@@ -178,9 +184,14 @@ def dual_value(enc: Encoding, c: np.ndarray, result) -> float:
     return value + float(np.minimum(r * enc.lower, r * enc.upper).sum())
 
 
-def solve_min(enc: Encoding, c: np.ndarray, time_limit: float | None = None) -> float | None:
-    """A sound lower bound on ``min c·v`` over the LP, or None when HiGHS finds no optimum."""
-    options = {"time_limit": max(time_limit, 1e-3)} if time_limit is not None else {}
+def solve_min(enc: Encoding, c: np.ndarray, deadline: Deadline | None = None) -> float | None:
+    """A sound lower bound on ``min c·v`` over the LP, or None when HiGHS finds no optimum.
+
+    The time left before ``deadline`` is HiGHS's own limit; past it, None without a solve.
+    """
+    if deadline is not None and deadline.passed:
+        return None
+    options = {"time_limit": deadline.limit()} if deadline is not None else {}
     result = linprog(
         c, A_ub=enc.A, b_ub=enc.b, bounds=np.stack([enc.lower, enc.upper], 1),
         method="highs", options=options,
@@ -190,27 +201,36 @@ def solve_min(enc: Encoding, c: np.ndarray, time_limit: float | None = None) -> 
     return dual_value(enc, c, result)
 
 
-def round_down(value: float, dtype: torch.dtype) -> Tensor:
-    """``value`` in ``dtype``, rounded towards −∞ so that a lower bound stays one."""
-    t = torch.tensor(value, dtype=dtype)
-    if float(t) > value:
-        t = torch.nextafter(t, torch.tensor(-torch.inf, dtype=dtype))
-    return t
-
-
-def _interval_bounds(net: Network, lower: Tensor, upper: Tensor, method: str) -> LayerBounds:
+def _interval_bounds(
+    net: Network,
+    lower: Tensor,
+    upper: Tensor,
+    method: str,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
+) -> LayerBounds:
     if method not in INTERMEDIATE:
         raise ConfigError(f"intermediate must be one of {list(INTERMEDIATE)}; got {method!r}")
     if method == "crown":
-        return crown_layer_bounds(net, lower, upper)
-    return [(lb[0], ub[0]) for lb, ub in ibp_layer_bounds(net, lower[None], upper[None])]
+        return crown_layer_bounds(net, lower, upper, rounding=rounding, deadline=deadline)
+    boxes = ibp_layer_bounds(net, lower[None], upper[None], rounding=rounding)
+    return [(lb[0], ub[0]) for lb, ub in boxes]
 
 
-def refine_bounds(net: Network, lower: Tensor, upper: Tensor, bounds: LayerBounds) -> LayerBounds:
+def refine_bounds(
+    net: Network,
+    lower: Tensor,
+    upper: Tensor,
+    bounds: LayerBounds,
+    *,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
+) -> LayerBounds:
     """Tighten each hidden layer's unstable units with the LP over the layers below it.
 
     Layer by layer (Ehlers 2017): the bounds found for layer ``j`` are used in the relaxation
-    that bounds layer ``j + 1``. Units already stable are left alone.
+    that bounds layer ``j + 1``. Units already stable are left alone, and so is every unit
+    once the deadline passes (the bounds it has are sound).
     """
     refined = list(bounds)
     for j in range(1, len(net.layers) - 1):
@@ -219,8 +239,8 @@ def refine_bounds(net: Network, lower: Tensor, upper: Tensor, bounds: LayerBound
         new_l, new_u = lb.clone(), ub.clone()
         for k in torch.nonzero((lb < 0) & (ub > 0)).flatten().tolist():
             row, off = enc.out_matrix[k], float(enc.out_offset[k])
-            low = solve_min(enc, row)
-            high = solve_min(enc, -row)
+            low = solve_min(enc, row, deadline)
+            high = solve_min(enc, -row, deadline)
             if low is not None:
                 new_l[k] = torch.maximum(lb[k], round_down(low + off, lb.dtype).to(lb.device))
             if high is not None:
@@ -239,6 +259,8 @@ def lp_rows(
     intermediate: str = "crown",
     refine: bool = False,
     bounds: LayerBounds | None = None,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> Tensor:
     """Lower bounds on each row of ``C f(x) + d`` from the triangle LP, one LP per row.
 
@@ -250,7 +272,11 @@ def lp_rows(
         d: offsets ``(m,)``.
         intermediate: ``"crown"`` or ``"ibp"`` pre-activation bounds.
         refine: tighten the intermediate bounds with the LP, layer by layer.
-        bounds: precomputed intermediate bounds (overrides ``intermediate``).
+        bounds: precomputed intermediate bounds (overrides ``intermediate``); they must
+            carry the same ``rounding``.
+        rounding: the network is below float64: use rounding allowances (see module doc).
+        deadline: each LP gets the time left; rows not solved in time keep the CROWN/IBP
+            bound.
 
     Returns:
         ``(m,)`` bounds, each at least the CROWN (or IBP) bound with the same intermediate
@@ -258,24 +284,23 @@ def lp_rows(
     """
     net = net.detach()
     if bounds is None:
-        bounds = _interval_bounds(net, lower, upper, intermediate)
+        bounds = _interval_bounds(net, lower, upper, intermediate, rounding, deadline)
     if refine:
-        bounds = refine_bounds(net, lower, upper, bounds)
+        bounds = refine_bounds(net, lower, upper, bounds, rounding=rounding, deadline=deadline)
     batched = [(lb[None], ub[None]) for lb, ub in bounds]
     depth = len(net.layers) - 1
-    fallback = torch.maximum(
-        backward_bound(net, depth, lower[None], upper[None], C, d, batched)[0],
-        ibp_rows(net, lower[None], upper[None], C, d)[0],
-    )
+    lo, hi = lower[None], upper[None]
+    crown = backward_bound(net, depth, lo, hi, C, d, batched, rounding=rounding)[0]
+    fallback = torch.maximum(crown, ibp_rows(net, lo, hi, C, d, rounding=rounding)[0])
     enc = encode(net, lower, upper, bounds)
     objective = _numpy(C) @ enc.out_matrix
     constant = _numpy(C) @ enc.out_offset + _numpy(d)
     values = fallback.clone()
     for r in range(len(C)):
-        low = solve_min(enc, objective[r])
+        low = solve_min(enc, objective[r], deadline)
         if low is not None:
-            found = round_down(low + float(constant[r]), values.dtype).to(values.device)
-            values[r] = torch.maximum(fallback[r], found)
+            found = round_down(low + float(constant[r]), values.dtype)
+            values[r] = torch.maximum(fallback[r], found.to(values.device))
     return values
 
 
@@ -287,8 +312,11 @@ def _lp(
     C: Tensor,
     d: Tensor,
     *,
-    intermediate: str = "crown",
+    intermediate: Literal["crown", "ibp"] = "crown",
     refine: bool = False,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> Tensor:
     """The triangle LP with CROWN (or IBP) intermediate bounds, optionally LP-refined."""
-    return lp_rows(net, lower, upper, C, d, intermediate=intermediate, refine=refine)
+    return lp_rows(net, lower, upper, C, d, intermediate=intermediate, refine=refine,
+                   rounding=rounding, deadline=deadline)  # fmt: skip

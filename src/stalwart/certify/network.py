@@ -24,24 +24,14 @@ from typing_extensions import override
 
 from stalwart.errors import ConfigError
 
-SUPPORTED_MODULES = (
-    "Linear",
-    "Conv2d",
-    "ReLU",
-    "Flatten",
-    "Identity",
-    "Dropout",
-    "Sequential",
-    "Normalize (stalwart.certify.Normalize)",
-)
-
 
 class Affine:
     """An affine map ``x ↦ W x + b`` on flat vectors of ``in_features``.
 
     Subclasses implement :meth:`forward` (batched ``(n, in) → (n, out)``) and :meth:`backward`
     (``(n, out) → (n, in)``, the product with ``Wᵀ``: what CROWN and SDP-FO need), and may
-    override :meth:`abs` (``|W|`` applied, for interval arithmetic).
+    override :meth:`abs_forward` / :meth:`abs_backward` (``|W|`` applied: interval arithmetic
+    and rounding allowances).
     """
 
     in_features: int
@@ -63,6 +53,10 @@ class Affine:
     def abs_forward(self, x: Tensor) -> Tensor:
         """``|W| x`` for a non-negative ``x`` (the radius term of interval arithmetic)."""
         return F.linear(x, self.dense_weight().abs())
+
+    def abs_backward(self, y: Tensor) -> Tensor:
+        """``y |W|`` for a non-negative ``y``: the absolute-value pass of rounding allowances."""
+        return y @ self.dense_weight().abs()
 
     def dense_weight(self) -> Tensor:
         """``W`` as a dense ``(out, in)`` matrix, built column by column when not stored."""
@@ -106,6 +100,10 @@ class Dense(Affine):
         return F.linear(x, self.weight.abs())
 
     @override
+    def abs_backward(self, y: Tensor) -> Tensor:
+        return y @ self.weight.abs()
+
+    @override
     def dense_weight(self) -> Tensor:
         return self.weight
 
@@ -116,27 +114,60 @@ class Dense(Affine):
 
 @dataclass(eq=False)
 class Conv(Affine):
-    """A 2-D convolution acting on flattened ``(C, H, W)`` images."""
+    """A 2-D convolution acting on flattened ``(C, H, W)`` images.
+
+    Args:
+        weight: ``(out, C / groups, kh, kw)``.
+        bias: ``(out,)``.
+        in_shape: ``(C, H, W)``.
+        stride: ``(sh, sw)``.
+        padding: zeros added around the image: ``(ph, pw)`` on both sides, or
+            ``(top, bottom, left, right)`` (PyTorch's ``padding="same"`` with an even kernel).
+        dilation: ``(dh, dw)``.
+        groups: input and output channels split into this many independent groups.
+    """
 
     weight: Tensor
     bias: Tensor
     in_shape: tuple[int, int, int]
     stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
+    padding: tuple[int, ...] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
     out_shape: tuple[int, int, int] = field(init=False)
 
     def __post_init__(self) -> None:
         c, h, w = self.in_shape
-        if self.weight.dim() != 4 or self.weight.shape[1] != c:
+        if self.groups < 1 or c % self.groups or self.weight.shape[0] % self.groups:
             raise ConfigError(
-                f"a convolution over {c} input channels needs a weight of shape "
-                f"(out, {c}, kh, kw); got {tuple(self.weight.shape)}"
+                f"a convolution with groups = {self.groups} needs input channels ({c}) and "
+                f"output channels ({self.weight.shape[0]}) divisible by it"
             )
+        if self.weight.dim() != 4 or self.weight.shape[1] != c // self.groups:
+            raise ConfigError(
+                f"a convolution over {c} input channels in {self.groups} group(s) needs a "
+                f"weight of shape (out, {c // self.groups}, kh, kw); got {tuple(self.weight.shape)}"
+            )
+        padding = tuple(int(p) for p in self.padding)
+        if len(padding) == 2:
+            padding = (padding[0], padding[0], padding[1], padding[1])
+        if len(padding) != 4 or min(padding) < 0:
+            raise ConfigError(
+                f"convolution padding is (ph, pw) or (top, bottom, left, right), all >= 0; got "
+                f"{self.padding}"
+            )
+        self.pads = padding
         kh, kw = self.weight.shape[2:]
-        oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
-        ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
+        # The extent of a dilated kernel.
+        eh = self.dilation[0] * (kh - 1) + 1
+        ew = self.dilation[1] * (kw - 1) + 1
+        oh = (h + padding[0] + padding[1] - eh) // self.stride[0] + 1
+        ow = (w + padding[2] + padding[3] - ew) // self.stride[1] + 1
         if oh < 1 or ow < 1:
-            raise ConfigError(f"kernel {kh}x{kw} does not fit the input of shape {self.in_shape}")
+            raise ConfigError(
+                f"kernel {kh}x{kw} (dilation {tuple(self.dilation)}, padding {padding}) does "
+                f"not fit the input of shape {self.in_shape}"
+            )
         self.out_shape = (self.weight.shape[0], oh, ow)
         self.in_features = math.prod(self.in_shape)
         self.out_features = math.prod(self.out_shape)
@@ -149,12 +180,38 @@ class Conv(Affine):
         self._channel_bias = self.bias
         self.bias = self.bias.repeat_interleave(oh * ow)
 
+    @property
+    def symmetric(self) -> bool:
+        """Whether the padding is the same on both sides of each axis."""
+        top, bottom, left, right = self.pads
+        return top == bottom and left == right
+
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         flat = x.dim() == 1
         images = x.reshape(-1, *self.in_shape)
-        out = F.conv2d(images, weight, bias, stride=self.stride, padding=self.padding)
+        top, bottom, left, right = self.pads
+        if self.symmetric:
+            padding = (top, left)
+        else:
+            images = F.pad(images, (left, right, top, bottom))
+            padding = (0, 0)
+        out = F.conv2d(images, weight, bias, stride=self.stride, padding=padding,
+                       dilation=self.dilation, groups=self.groups)  # fmt: skip
         out = out.flatten(1)
         return out[0] if flat else out
+
+    def _transpose(self, y: Tensor, weight: Tensor) -> Tensor:
+        lead = y.shape[:-1]
+        images = y.reshape(-1, *self.out_shape)
+        out = F.conv_transpose2d(images, weight, stride=self.stride, dilation=self.dilation,
+                                 groups=self.groups)  # fmt: skip
+        # conv_transpose2d gives the padded input up to the rows/columns a stride skips: pad
+        # those with zeros, then cut the padding off.
+        c, h, w = self.in_shape
+        top, bottom, left, right = self.pads
+        out = F.pad(out, (0, w + left + right - out.shape[-1], 0, h + top + bottom - out.shape[-2]))
+        out = out[..., top : top + h, left : left + w]
+        return out.reshape(*lead, self.in_features)
 
     @override
     def forward(self, x: Tensor) -> Tensor:
@@ -170,25 +227,16 @@ class Conv(Affine):
 
     @override
     def backward(self, y: Tensor) -> Tensor:
-        lead = y.shape[:-1]
-        images = y.reshape(-1, *self.out_shape)
-        # conv_transpose2d inverts the shape arithmetic up to the rows/columns a stride skips.
-        _, h, w = self.in_shape
-        kh, kw = self.weight.shape[2:]
-        extra = (
-            h + 2 * self.padding[0] - kh - (self.out_shape[1] - 1) * self.stride[0],
-            w + 2 * self.padding[1] - kw - (self.out_shape[2] - 1) * self.stride[1],
-        )
-        out = F.conv_transpose2d(
-            images, self.weight, stride=self.stride, padding=self.padding, output_padding=extra
-        )
-        return out.reshape(*lead, self.in_features)
+        return self._transpose(y, self.weight)
+
+    @override
+    def abs_backward(self, y: Tensor) -> Tensor:
+        return self._transpose(y, self.weight.abs())
 
     @override
     def map(self, fn) -> Conv:
-        return Conv(
-            fn(self.weight), fn(self._channel_bias), self.in_shape, self.stride, self.padding
-        )
+        return Conv(fn(self.weight), fn(self._channel_bias), self.in_shape, self.stride,
+                    self.padding, self.dilation, self.groups)  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -220,6 +268,10 @@ class Scale(Affine):
         return x * self.scale.abs()
 
     @override
+    def abs_backward(self, y: Tensor) -> Tensor:
+        return y * self.scale.abs()
+
+    @override
     def dense_weight(self) -> Tensor:
         return torch.diag(self.scale)
 
@@ -245,6 +297,10 @@ def compose(first: Affine, second: Affine) -> Affine:
         folded = _fold_channel_scale(first, second)
         if folded is not None:
             return folded
+    if isinstance(first, Conv) and isinstance(second, Scale):
+        folded = _fold_scale_after_conv(first, second)
+        if folded is not None:
+            return folded
     if isinstance(second, Dense):
         # W₂ W₁ row by row through W₁ᵀ: never builds the first layer's (possibly conv) matrix.
         return Dense(first.backward(second.weight), second.forward(first.bias))
@@ -259,11 +315,23 @@ def _fold_channel_scale(scale: Scale, conv: Conv) -> Conv | None:
     b = scale.bias.reshape(c, h * w)
     per_channel = bool((s == s[:, :1]).all() and (b == b[:, :1]).all())
     # Zero padding would see the shift as zeros rather than the normalised zero; stay exact.
-    if not per_channel or conv.padding != (0, 0):
+    if not per_channel or any(conv.pads) or conv.groups != 1:
         return None
     weight = conv.weight * s[:, 0].view(1, c, 1, 1)
     bias = conv._channel_bias + (conv.weight * b[:, 0].view(1, c, 1, 1)).sum(dim=(1, 2, 3))
-    return Conv(weight, bias, conv.in_shape, conv.stride, conv.padding)
+    return Conv(weight, bias, conv.in_shape, conv.stride, conv.padding, conv.dilation)
+
+
+def _fold_scale_after_conv(conv: Conv, scale: Scale) -> Conv | None:
+    """A per-channel scale after a convolution (BatchNorm, a bias) stays one convolution."""
+    c, h, w = conv.out_shape
+    s = scale.scale.reshape(c, h * w)
+    b = scale.bias.reshape(c, h * w)
+    if not bool((s == s[:, :1]).all() and (b == b[:, :1]).all()):
+        return None
+    weight = conv.weight * s[:, 0].view(c, 1, 1, 1)
+    bias = conv._channel_bias * s[:, 0] + b[:, 0]
+    return Conv(weight, bias, conv.in_shape, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 @dataclass(eq=False)
@@ -358,71 +426,211 @@ class Normalize(nn.Module):
 def from_ops(ops: Sequence[Affine | str], input_shape: tuple[int, ...]) -> Network:
     """Build a network from a sequence of affine maps and ``"relu"`` markers.
 
-    Affine maps with no ReLU between them are composed; two ReLUs in a row collapse to one.
+    Affine maps with no ReLU between them are composed; two ReLUs in a row collapse to one. A
+    ReLU on the raw input or on the outputs gets an identity map before or after it, so the
+    canonical form (an affine map first and last) holds exactly.
 
     Raises:
-        ConfigError: if the sequence starts or ends with a ReLU or has no affine map.
+        ConfigError: if the sequence is empty.
     """
+    if not ops:
+        raise ConfigError("a network needs at least one layer")
     layers: list[Affine] = []
     pending: Affine | None = None
+    width = math.prod(input_shape)
+    like = next((op.bias for op in ops if not isinstance(op, str)), torch.zeros(0))
     for op in ops:
         if op == "relu":
             if pending is None:
-                if not layers:
-                    raise ConfigError("a network cannot start with a ReLU in the canonical form")
-                continue
+                if layers:
+                    continue  # relu ∘ relu = relu
+                pending = _identity(width, like)
             layers.append(pending)
             pending = None
         else:
             pending = op if pending is None else compose(pending, op)
+            width = pending.out_features
     if pending is None:
-        raise ConfigError("a network must end with an affine layer (the logits), not a ReLU")
+        pending = _identity(layers[-1].out_features, like)
     layers.append(pending)
     return Network(layers, tuple(input_shape))
 
 
-def from_module(module: nn.Module, input_shape: Sequence[int]) -> Network:
-    """Convert a feed-forward PyTorch model (Linear, Conv2d, ReLU, Flatten, …) to a network.
+def _identity(n: int, like: Tensor) -> Scale:
+    """``x ↦ x`` on ``n`` features, in ``like``'s dtype and device."""
+    return Scale(like.new_ones(n), like.new_zeros(n))
 
-    The layers share the module's parameters, so bounds on the result are differentiable in
-    them. Our ``linear`` and ``mlp`` models convert directly; so does any ``nn.Sequential`` of
-    the supported modules.
+
+SUPPORTED_MODULES = (
+    "Linear",
+    "Conv2d",
+    "ReLU",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "AvgPool2d",
+    "Flatten",
+    "Unflatten",
+    "Identity",
+    "Dropout",
+    "Sequential",
+    "Normalize (stalwart.certify.Normalize)",
+)
+
+
+def _conv_padding(m: nn.Conv2d, where: str) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` for a Conv2d, resolving ``"same"`` and ``"valid"``."""
+    if m.padding_mode != "zeros":
+        raise ConfigError(
+            f"{where}: padding_mode {m.padding_mode!r} is not supported (only zero padding)"
+        )
+    if m.padding == "valid":
+        return (0, 0, 0, 0)
+    if m.padding == "same":
+        # PyTorch puts the odd extra row/column of an even kernel at the bottom/right.
+        pads = []
+        for k, dil in zip(m.kernel_size, m.dilation, strict=True):
+            total = dil * (k - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)  # type: ignore[return-value]
+    ph, pw = m.padding
+    return (ph, ph, pw, pw)
+
+
+def _pool_as_conv(m: nn.AvgPool2d, shape: tuple[int, ...], where: str, like: Tensor) -> Conv:
+    """Average pooling as a per-channel convolution with constant weights."""
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    kernel, padding = pair(m.kernel_size), pair(m.padding)
+    stride = pair(m.stride if m.stride is not None else m.kernel_size)
+    if any(padding) and not m.count_include_pad:
+        # The divisor shrinks at the borders, which no single convolution expresses.
+        raise ConfigError(f"{where}: padding with count_include_pad=False is not supported")
+    c = shape[0]
+    divisor = m.divisor_override or math.prod(kernel)
+    weight = like.new_full((c, 1, *kernel), 1.0 / divisor)
+    conv = Conv(weight, like.new_zeros(c), shape, stride, padding, groups=c)  # type: ignore[arg-type]
+    if m.ceil_mode:
+        with torch.no_grad():
+            expected = tuple(m(torch.zeros(1, *shape)).shape[1:])
+        if expected != conv.out_shape:
+            raise ConfigError(
+                f"{where}: ceil_mode=True averages partial windows at the border, which is not "
+                "supported; use ceil_mode=False"
+            )
+    return conv
+
+
+def _batch_norm(m: nn.BatchNorm1d | nn.BatchNorm2d, shape: tuple[int, ...], where: str) -> Scale:
+    """BatchNorm in eval mode: ``(x − mean) / sqrt(var + eps) · γ + β`` per channel."""
+    if m.training or m.running_mean is None or m.running_var is None:
+        raise ConfigError(
+            f"{where}: batch normalisation in training mode (or without running statistics) "
+            "normalises by the statistics of each batch, which is not an affine map of one "
+            "input; call model.eval() first"
+        )
+    c = m.num_features
+    if shape[0] != c:
+        raise ConfigError(f"{where}: expects {c} channels; the input here has shape {shape}")
+    scale = torch.rsqrt(m.running_var + m.eps)
+    if m.weight is not None:
+        scale = scale * m.weight
+    shift = -m.running_mean * scale
+    if m.bias is not None:
+        shift = shift + m.bias
+    spatial = math.prod(shape[1:])
+    return Scale(scale.repeat_interleave(spatial), shift.repeat_interleave(spatial))
+
+
+def _reshaped(m: nn.Module, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """The shape after a module that only rearranges its input (Flatten, Unflatten)."""
+    try:
+        with torch.no_grad():
+            out = m(torch.zeros(2, *shape))
+    except RuntimeError as error:
+        raise ConfigError(f"{where}: cannot reshape an input of shape {shape}: {error}") from None
+    if out.shape[0] != 2 or out.numel() != 2 * math.prod(shape):
+        raise ConfigError(f"{where}: reshapes across the batch dimension; keep dimension 0")
+    return tuple(out.shape[1:])
+
+
+def from_module(module: nn.Module, input_shape: Sequence[int]) -> Network:
+    """Convert a feed-forward PyTorch model to a network.
+
+    Supported: ``Linear``, ``Conv2d`` (any stride, dilation, groups and zero padding,
+    including ``padding="same"``), ``ReLU`` (also first or last), ``BatchNorm1d/2d`` and
+    ``AvgPool2d`` (affine maps in eval mode), ``Flatten``, ``Unflatten``, ``Identity``,
+    ``Dropout``, ``certify.Normalize``, and ``nn.Sequential`` of them; our ``linear`` and
+    ``mlp`` models convert directly. The layers share the module's parameters, so bounds on
+    the result are differentiable in them.
 
     Raises:
-        ConfigError: naming the first module that is not supported, with the supported list.
+        ConfigError: naming the first module that is not supported (its position and type)
+            and why, with the supported list.
     """
     input_shape = tuple(int(s) for s in input_shape)
     ops: list[Affine | str] = []
     shape = [input_shape]
+    # Pooling has no parameters of its own: it takes the model's dtype and device.
+    like = next(iter(module.parameters()), next(iter(module.buffers()), torch.zeros(0)))
 
-    def walk(m: nn.Module) -> None:
+    def walk(m: nn.Module, where: str) -> None:
+        here = f"layer {where} ({type(m).__name__})"
+        if isinstance(m, nn.Sequential) or (hasattr(m, "body") and hasattr(m, "head")):
+            convert(m, where, here)
+            return
+        try:
+            convert(m, where, here)
+        except ConfigError as error:
+            if str(error).startswith(("layer ", "cannot convert")):
+                raise
+            raise ConfigError(f"{here}: {error}") from None
+
+    def convert(m: nn.Module, where: str, here: str) -> None:
+        current = shape[0]
         if isinstance(m, nn.Sequential):
-            for child in m:
-                walk(child)
+            for name, child in m.named_children():
+                walk(child, f"{where}.{name}" if where else name)
         elif isinstance(m, nn.Linear):
+            if math.prod(current[:-1]) != 1 or current[-1] != m.in_features:
+                raise ConfigError(
+                    f"{here}: takes {m.in_features} features on its last axis but the input here "
+                    f"has shape {current}; flatten it first (nn.Flatten)"
+                )
             bias = m.bias if m.bias is not None else torch.zeros(m.out_features)
             ops.append(Dense(m.weight, bias))
-            shape[0] = (m.out_features,)
+            shape[0] = (*current[:-1], m.out_features)
         elif isinstance(m, nn.Conv2d):
-            if len(shape[0]) != 3 or m.groups != 1 or m.dilation != (1, 1):
+            if len(current) != 3:
                 raise ConfigError(
-                    f"Conv2d {m} needs a (C, H, W) input and groups = dilation = 1; "
-                    f"the input here has shape {shape[0]}"
+                    f"{here}: needs a (C, H, W) input; the input here has shape {current}"
                 )
-            if not isinstance(m.padding, tuple) or m.padding_mode != "zeros":
-                raise ConfigError(f"Conv2d {m}: only explicit zero padding is supported")
             bias = m.bias if m.bias is not None else torch.zeros(m.out_channels)
-            conv = Conv(m.weight, bias, shape[0], tuple(m.stride), tuple(m.padding))
+            conv = Conv(m.weight, bias, current, tuple(m.stride), _conv_padding(m, here),
+                        tuple(m.dilation), m.groups)  # type: ignore[arg-type]  # fmt: skip
             ops.append(conv)
             shape[0] = conv.out_shape
+        elif isinstance(m, nn.AvgPool2d):
+            if len(current) != 3:
+                raise ConfigError(f"{here}: needs a (C, H, W) input; got shape {current}")
+            conv = _pool_as_conv(m, current, here, like)
+            ops.append(conv)
+            shape[0] = conv.out_shape
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            expected = (1, 2) if isinstance(m, nn.BatchNorm1d) else (3,)
+            if len(current) not in expected:
+                raise ConfigError(
+                    f"{here}: needs an input of {' or '.join(map(str, expected))} axes (without "
+                    f"the batch); the input here has shape {current}"
+                )
+            ops.append(_batch_norm(m, current, here))
         elif isinstance(m, nn.ReLU):
             ops.append("relu")
-        elif isinstance(m, nn.Flatten | nn.Identity | nn.Dropout):
-            if isinstance(m, nn.Flatten):
-                shape[0] = (math.prod(shape[0]),)
+        elif isinstance(m, nn.Flatten | nn.Unflatten):
+            shape[0] = _reshaped(m, current, here)
+        elif isinstance(m, nn.Identity | nn.Dropout):
+            pass
         elif isinstance(m, Normalize):
             c = m.mean.numel()
-            spatial = math.prod(shape[0]) // c
+            spatial = math.prod(current) // c
             ops.append(
                 Scale(
                     (1.0 / m.std).repeat_interleave(spatial),
@@ -431,13 +639,13 @@ def from_module(module: nn.Module, input_shape: Sequence[int]) -> Network:
             )
         elif hasattr(m, "body") and hasattr(m, "head"):
             # Our models: a feature body followed by a linear head.
-            walk(m.body)
-            walk(m.head)
+            walk(m.body, f"{where}.body" if where else "body")
+            walk(m.head, f"{where}.head" if where else "head")
         else:
             raise ConfigError(
-                f"cannot convert {type(m).__name__} to a certifiable network; supported: "
-                f"{', '.join(SUPPORTED_MODULES)}"
+                f"cannot convert {here} to a certifiable network: {type(m).__name__} is not "
+                f"supported; supported: {', '.join(SUPPORTED_MODULES)}"
             )
 
-    walk(module)
+    walk(module, "")
     return from_ops(ops, input_shape)

@@ -625,15 +625,8 @@ class _GraphReader:
                 ops.append(Scale(t(op.scale), t(op.bias)))
             else:
                 ops.append(op)
-        if ops[0] == "relu":
-            # A ReLU on the raw input is an identity over a non-negative domain only; say so.
-            raise ConfigError(f"{self.where}: the network starts with a ReLU on its input")
-        if ops[-1] == "relu":
-            # A ReLU on the logits (some ERAN nets): end with an identity layer after it.
-            n = self._n()
-            ops.append(
-                Scale(torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64))
-            )
+        # A ReLU on the raw input or on the logits (some ERAN nets) gets an identity map before
+        # or after it from ``from_ops``, which keeps the network exact.
         # Compose in float64 so that folding normalisations adds no rounding of its own.
         return from_ops(ops, self.input_shape).detach(dtype=dtype, device=device)
 
@@ -741,12 +734,14 @@ def save_onnx(
             c_out = layer.out_shape[0]
             channel_bias = layer.bias.reshape(c_out, -1)[:, 0]
             image = node("Reshape", [h, const("shape", np.array([-1, *layer.in_shape], np.int64))])
-            pads = [layer.padding[0], layer.padding[1], layer.padding[0], layer.padding[1]]
+            top, bottom, left, right = layer.pads
             conv = node(
                 "Conv",
                 [image, const("weight", _array(layer.weight)), const("bias", _array(channel_bias))],
                 strides=list(layer.stride),
-                pads=pads,
+                pads=[top, left, bottom, right],
+                dilations=list(layer.dilation),
+                group=layer.groups,
                 kernel_shape=list(layer.weight.shape[2:]),
             )
             h = node("Flatten", [conv], axis=1)

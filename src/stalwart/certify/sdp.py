@@ -24,23 +24,37 @@ of activations, and ``λ_min`` comes from a Lanczos iteration with full reorthog
 Lanczos over-estimates ``λ_min``, which makes its bound optimistic; the reported number is
 therefore re-evaluated with an exact float64 eigenvalue (a certificate, ``sound=True``) when
 ``N ≤ exact_max_n``, and labelled an estimate (``sound=False``) otherwise.
+
+Robustness: a network with no hidden layer is linear, and its exact minimum over the box is
+the interval bound, which is returned (a certificate); an eigensolver that fails to converge
+in float32 is retried in float64, and one that fails there too ends the optimisation (or, for
+the certificate, leaves the row at its IBP value), so valid input never raises. Below float64
+(``rounding``), the activation boxes carry rounding allowances; the certificate is computed
+in float64, where a float32 network's weights are exact.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from stalwart.certify.bounds import BOUNDS
-from stalwart.certify.ibp import layer_bounds
+from stalwart.certify.deadline import Deadline
+from stalwart.certify.ibp import ibp_rows, layer_bounds
 from stalwart.certify.network import Affine, Network
+from stalwart.certify.optim import Adam
+from stalwart.certify.rounding import round_down
 from stalwart.errors import ConfigError
 
 Interval = tuple[Tensor, Tensor]
+# Up to this N a dense eigendecomposition per step is faster than Lanczos's many small
+# products (and exact); beyond it Lanczos keeps memory linear.
+DENSE_MAX_N = 256
 
 
 @dataclass(eq=False)
@@ -125,17 +139,27 @@ class SdpDuals:
 
 
 def activation_boxes(
-    net: Network, lower: Tensor, upper: Tensor, pre_bounds: list[Interval] | None = None
+    net: Network,
+    lower: Tensor,
+    upper: Tensor,
+    pre_bounds: list[Interval] | None = None,
+    *,
+    rounding: bool = False,
 ) -> list[Interval]:
     """Interval bounds on every activation layer ``x_0 … x_{L−1}`` (input box, post-ReLU boxes).
 
     IBP (``stalwart.certify.ibp.layer_bounds``) supplies the pre-activation bounds; given
     ``pre_bounds`` (e.g. CROWN's, one ``(l, u)`` per ReLU layer, optionally with the last
-    layer's appended) are intersected with them, so the tighter of the two is used.
+    layer's appended) are intersected with them, so the tighter of the two is used. With
+    ``rounding`` the IBP bounds carry a rounding allowance (and so must ``pre_bounds``).
     """
     n_relu = len(net.layers) - 1
-    pre = layer_bounds(Network(net.layers[:-1], net.input_shape), lower[None], upper[None])
-    pre = [(lo[0], hi[0]) for lo, hi in pre] if n_relu else []
+    if n_relu:
+        hidden = Network(net.layers[:-1], net.input_shape)
+        pre = layer_bounds(hidden, lower[None], upper[None], rounding=rounding)
+        pre = [(lo[0], hi[0]) for lo, hi in pre]
+    else:
+        pre = []
     if pre_bounds is not None:
         if len(pre_bounds) not in (n_relu, n_relu + 1):
             raise ConfigError(
@@ -157,16 +181,19 @@ def activation_boxes(
     return boxes
 
 
-def row_problem(net: Network, boxes: list[Interval], c: Tensor, d: Tensor) -> SdpProblem:
-    """The problem for the row ``c·f(x) + d``, scaled so its IBP gap is one."""
+def row_problem(
+    net: Network, boxes: list[Interval], c: Tensor, d: Tensor, scale: float | None = None
+) -> SdpProblem:
+    """The problem for the row ``c·f(x) + d``, scaled so its IBP gap is one (or by ``scale``)."""
     last = net.layers[-1]
     weight = (c @ last.dense_weight()).reshape(-1)
     bias = c @ last.bias + d
     radius = (boxes[-1][1] - boxes[-1][0]) / 2
-    # Dividing the row by its IBP slack puts every problem on the same scale, so one learning
-    # rate suits small and large networks alike; the bound is rescaled at the end.
-    scale = float((radius * weight.abs()).sum())
-    scale = scale if scale > 0 else 1.0
+    if scale is None:
+        # Dividing the row by its IBP slack puts every problem on the same scale, so one
+        # learning rate suits small and large networks alike; the bound is rescaled at the end.
+        scale = float((radius * weight.abs()).sum())
+        scale = scale if scale > 0 else 1.0
     return SdpProblem(
         list(net.layers[:-1]),
         -weight / scale,
@@ -267,24 +294,45 @@ def lanczos_min(matvec, start: Tensor, iters: int) -> tuple[Tensor, Tensor]:
             # follows is then noise orthogonal to it, which keeps the Rayleigh–Ritz step valid.
             q = w / beta[i].clamp_min(tiny)
     tri = torch.diag(alpha) + torch.diag(beta[: k - 1], 1) + torch.diag(beta[: k - 1], -1)
-    values, vectors = torch.linalg.eigh(tri)
-    vec = vectors[:, 0] @ basis
+    vectors = smallest_eigenvector(tri)
+    vec = vectors @ basis
     vec = vec / vec.norm()
     return (vec @ matvec(vec[None])[0]), vec
+
+
+def smallest_eigenvector(a: Tensor) -> Tensor:
+    """The unit eigenvector of the smallest eigenvalue of the symmetric ``a``.
+
+    Raises:
+        torch.linalg.LinAlgError: if the solver fails in ``a``'s dtype and in float64.
+    """
+    try:
+        return torch.linalg.eigh(a)[1][:, 0]
+    except torch.linalg.LinAlgError:
+        # float32 eigh fails to converge on some badly scaled matrices; float64 does not.
+        if a.dtype == torch.float64:
+            raise
+        return torch.linalg.eigh(a.double())[1][:, 0].to(a.dtype)
 
 
 def exact_upper(problem: SdpProblem, duals: SdpDuals) -> float:
     """The sound dual bound on the (scaled) violation: exact float64 ``λ_min``, with a margin.
 
     The symmetric eigensolver's backward error is a small multiple of ``N ε ‖A‖``; subtracting
-    that from ``λ_min`` keeps the certificate valid despite rounding.
+    that from ``λ_min`` keeps the certificate valid despite rounding. If the solver fails,
+    no bound is known: ``inf``.
     """
     problem = problem.to(torch.float64)
     duals = duals.clone(torch.float64)
     _project(duals)
     c, g = constant_and_gradient(problem, duals)
     a = dense_a(problem, duals, g)
-    smallest = float(torch.linalg.eigvalsh(a)[0])
+    try:
+        smallest = float(torch.linalg.eigvalsh(a)[0])
+    except torch.linalg.LinAlgError:
+        return math.inf
+    if not math.isfinite(smallest):
+        return math.inf
     smallest -= problem.n * torch.finfo(torch.float64).eps * float(torch.linalg.norm(a))
     return float(c) + 0.5 * float(duals.kappa.sum()) + 0.5 * problem.n * max(0.0, -smallest)
 
@@ -313,13 +361,16 @@ def optimise_row(
     lr: float,
     lanczos_iters: int,
     generator: torch.Generator,
+    deadline: Deadline | None = None,
 ) -> tuple[SdpDuals, float, SdpDuals]:
     """Adam on the duals from the IBP initialisation, projected to the feasible set each step.
 
     Returns the best duals seen, their (Lanczos-estimated) upper bound, and the last duals.
-    ``λ_min`` is exact (a dense ``eigh``) when ``N ≤ lanczos_iters`` and from Lanczos otherwise;
+    ``λ_min`` is exact (a dense ``eigh``) when ``N ≤ max(lanczos_iters, DENSE_MAX_N)`` and from
+    Lanczos otherwise;
     Lanczos starts from the previous eigenvector plus noise, which tracks the slowly moving
-    minimum eigenvector and still explores the rest of the space.
+    minimum eigenvector and still explores the rest of the space. The optimisation stops early
+    when the deadline passes or the eigensolver fails even in float64 (any duals are valid).
     """
     duals = ibp_duals(problem)
     params = duals.tensors()
@@ -329,36 +380,38 @@ def optimise_row(
     # times it: dividing by N keeps a step's effect comparable across network sizes. The
     # objective is non-smooth (λ_min), so the step is annealed to settle near the optimum.
     step_size = lr / problem.n
-    optimiser = torch.optim.Adam(params, lr=step_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, max(steps, 1), step_size * 1e-3
-    )
+    optimiser = Adam(params, step_size, steps=max(steps, 1), final=1e-3)
     dtype, device = problem.centre[0].dtype, problem.centre[0].device
     n = problem.n
     best, best_value = duals.clone(), math.inf
     previous: Tensor | None = None
     for _ in range(steps):
+        if deadline is not None and deadline.passed:
+            break
         with torch.no_grad():
             _, g = constant_and_gradient(problem, duals)
-            if n <= lanczos_iters:
-                _, vectors = torch.linalg.eigh(dense_a(problem, duals, g))
-                vec = vectors[:, 0]
-            else:
-                noise = torch.randn(n, generator=generator, dtype=dtype).to(device)
-                start = noise / noise.norm()
-                if previous is not None:
-                    start = start + 2 * previous
-                matvec = lambda u, g=g: a_product(problem, duals, g, u)  # noqa: E731
-                _, vec = lanczos_min(matvec, start, lanczos_iters)
+            try:
+                if n <= max(lanczos_iters, DENSE_MAX_N):
+                    vec = smallest_eigenvector(dense_a(problem, duals, g))
+                else:
+                    noise = torch.randn(n, generator=generator, dtype=dtype).to(device)
+                    start = noise / noise.norm()
+                    if previous is not None:
+                        start = start + 2 * previous
+                    matvec = lambda u, g=g: a_product(problem, duals, g, u)  # noqa: E731
+                    _, vec = lanczos_min(matvec, start, lanczos_iters)
+            except torch.linalg.LinAlgError:
+                break
+            if not bool(torch.isfinite(vec).all()):
+                break
             previous = vec
         value = _dual_value(problem, duals, vec)
         current = float(value.detach())
         if current < best_value:
             best_value, best = current, duals.clone()
-        optimiser.zero_grad(set_to_none=True)
+        optimiser.zero_grad()
         value.backward()
         optimiser.step()
-        schedule.step()
         _project(duals)
     return best, best_value, duals.clone()
 
@@ -377,6 +430,8 @@ def sdp_rows(
     seed: int = 0,
     pre_bounds: list[Interval] | None = None,
     stop_at_failure: bool = False,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
     """SDP-FO lower bounds on each row of ``C f(x) + d`` over the box ``[lower, upper]``.
 
@@ -395,7 +450,8 @@ def sdp_rows(
             scaled so that its IBP slack is one; cosine-annealed to 1e-3 of that. Tiny networks
             (``N`` in the tens) converge faster with 3–10. (jax_verify's
             ``solve_sdp_dual_simple`` defaults to Adam at 1e3, a slip for 1e-3.)
-        lanczos_iters: Lanczos iterations per step (exact ``eigh`` when ``N`` is smaller).
+        lanczos_iters: Lanczos iterations per step (a dense ``eigh`` when ``N`` is at most
+            this or ``DENSE_MAX_N``).
         exact_max_n: largest ``N = 1 + activations`` for which the final bound is evaluated
             with an exact float64 eigenvalue and returned as a certificate.
         seed: seeds Lanczos's random start vectors.
@@ -403,6 +459,8 @@ def sdp_rows(
             CROWN), intersected with IBP's.
         stop_at_failure: stop at the first row whose bound is not positive and report the
             rest as ``-inf`` (enough to decide a margin property, much cheaper).
+        rounding: the network is below float64; see the module docstring.
+        deadline: optimisation stops when it passes; rows not reached keep their IBP value.
 
     Returns:
         ``(lower_rows, sound)``: ``sound`` is True when every row was evaluated exactly; else
@@ -424,31 +482,53 @@ def sdp_rows(
         )
     C = C.reshape(-1, net.out_features)
     d = d.reshape(-1)
+    if len(net.layers) == 1:
+        # A linear network: the minimum of a linear function over a box is the interval
+        # bound, exactly; there is no relaxation to tighten.
+        with torch.no_grad():
+            return ibp_rows(net, lower[None], upper[None], C, d, rounding=rounding)[0], True
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        boxes = activation_boxes(net, lower, upper, pre_bounds)
+        boxes = activation_boxes(net, lower, upper, pre_bounds, rounding=rounding)
     exact = 1 + sum(lo.numel() for lo, _ in boxes) <= exact_max_n
+    # The certificate is evaluated in float64 on the same weights (exact when cast up).
+    f64 = torch.float64
+    net64 = net.detach(dtype=f64)
+    boxes64 = [(lo.to(f64), hi.to(f64)) for lo, hi in boxes]
     rows = []
     for c, dc in zip(C, d, strict=True):
         problem = row_problem(net, boxes, c, dc)
+        problem64 = row_problem(net64, boxes64, c.to(f64), dc.to(f64), scale=problem.scale)
         with torch.no_grad():
-            initial = float(_ibp_value(problem))
-        with torch.enable_grad():
-            best, estimate, last = optimise_row(
-                problem, steps=steps, lr=lr, lanczos_iters=lanczos_iters, generator=generator
-            )
-        with torch.no_grad():
-            if exact:
-                candidates = [best] if steps == 0 else [best, last]
-                upper_bound = min([initial, *(exact_upper(problem, x) for x in candidates)])
-            else:
-                upper_bound = min(initial, estimate)
+            initial = float(_ibp_value(problem64))
+        upper_bound = initial
+        if deadline is None or not deadline.passed:
+            with torch.enable_grad():
+                best, estimate, last = optimise_row(
+                    problem, steps=steps, lr=lr, lanczos_iters=lanczos_iters,
+                    generator=generator, deadline=deadline,
+                )  # fmt: skip
+            with torch.no_grad():
+                if exact:
+                    candidates = [best] if steps == 0 else [best, last]
+                    for duals in candidates:
+                        if deadline is not None and deadline.left < _eigh_seconds(problem.n):
+                            break  # an eigendecomposition cannot be interrupted
+                        upper_bound = min(upper_bound, exact_upper(problem64, duals))
+                else:
+                    upper_bound = min(initial, estimate)
         rows.append(-upper_bound * problem.scale)
         if stop_at_failure and rows[-1] <= 0:
             # One failed margin already decides the point; -inf is a valid lower bound.
             rows += [-math.inf] * (len(C) - len(rows))
             break
-    return torch.tensor(rows, dtype=lower.dtype, device=lower.device), exact
+    # Computed in float64; rounded down, not to nearest, into the network's dtype.
+    return round_down(rows, lower.dtype).to(lower.device), exact
+
+
+def _eigh_seconds(n: int) -> float:
+    """A generous guess of a dense float64 eigendecomposition's time on a CPU core."""
+    return 0.05 + 2.0 * (n / 1000) ** 3
 
 
 def _ibp_value(problem: SdpProblem) -> Tensor:
@@ -468,20 +548,24 @@ def _sdp(
     C: Tensor,
     d: Tensor,
     *,
-    steps: int = 1000,
-    lr: float = 1.0,
-    lanczos_iters: int = 30,
-    exact_max_n: int = 4000,
+    steps: Annotated[int, Field(ge=0)] = 1000,
+    lr: Annotated[float, Field(gt=0)] = 1.0,
+    lanczos_iters: Annotated[int, Field(ge=1)] = 30,
+    exact_max_n: Annotated[int, Field(ge=0)] = 4000,
     seed: int = 0,
     pre_bounds: list[tuple[Tensor, Tensor]] | None = None,
     intermediate: Literal["ibp", "crown"] = "crown",
     stop_at_failure: bool = False,
+    rounding: bool = False,
+    deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
-    if pre_bounds is None and intermediate == "crown":
+    """SDP-FO (see :func:`sdp_rows`), activation boxes from CROWN unless ``intermediate="ibp"``."""
+    if pre_bounds is None and intermediate == "crown" and len(net.layers) > 1:
         # Tighter activation boxes tighten the relaxation (the reference uses CROWN-IBP).
         from stalwart.certify.crown import crown_layer_bounds
 
-        pre_bounds = crown_layer_bounds(net, lower, upper)[:-1]
+        pre_bounds = crown_layer_bounds(net, lower, upper, rounding=rounding,
+                                        deadline=deadline)[:-1]  # fmt: skip
     return sdp_rows(
         net,
         lower,
@@ -495,4 +579,6 @@ def _sdp(
         seed=seed,
         pre_bounds=pre_bounds,
         stop_at_failure=stop_at_failure,
+        rounding=rounding,
+        deadline=deadline,
     )

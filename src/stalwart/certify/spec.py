@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from stalwart.certify.rounding import outward
 from stalwart.errors import ConfigError
 
 
@@ -86,6 +87,10 @@ class Box:
 def LinfBall(x: Tensor, eps: float, lower: float = 0.0, upper: float = 1.0) -> Box:  # noqa: N802
     """The L∞ ball of radius ``eps`` around ``x``, clipped to the domain ``[lower, upper]``.
 
+    The box is in ``x``'s dtype and rounded outward: ``x ± eps`` is computed in float64 and
+    widened by one float64 step, then rounded outward to ``x``'s dtype, so it contains the
+    exact ball (a box rounded to nearest could leave out a sliver of it).
+
     Raises:
         ConfigError: if ``eps`` is negative or larger than the domain, or ``x`` lies outside it.
     """
@@ -106,7 +111,13 @@ def LinfBall(x: Tensor, eps: float, lower: float = 0.0, upper: float = 1.0) -> B
             f"the centre lies outside the input domain [{lower}, {upper}] "
             f"(range [{float(x.min())}, {float(x.max())}])"
         )
-    return Box((x - eps).clamp(lower, upper), (x + eps).clamp(lower, upper))
+    dtype = x.dtype if x.dtype.is_floating_point else torch.get_default_dtype()
+    wide = x.to(torch.promote_types(dtype, torch.float64))
+    lo, hi = wide - eps, wide + eps
+    if eps > 0:
+        lo = torch.nextafter(lo, torch.full_like(lo, -math.inf))
+        hi = torch.nextafter(hi, torch.full_like(hi, math.inf))
+    return Box(*outward(lo.clamp(lower, upper), hi.clamp(lower, upper), dtype))
 
 
 @dataclass(eq=False)

@@ -12,31 +12,41 @@ first definite answer:
    estimate (SDP-FO beyond its exact-eigenvalue size) never proves anything;
 3. complete search where the network is small enough: splitting the input box when it has
    few inputs (``auto``: at most ``INPUT_SPLIT_MAX_INPUTS``), else a MILP.
+
+The time-out is a wall-clock promise: every stage checks one shared deadline, iterative bounds
+stop early with what they have, and each solver call gets the time left as its own limit.
+Certificates are computed in float64 by default (``dtype=torch.float32`` is faster and
+subtracts rigorous rounding allowances); a counterexample is always re-checked alone in float64
+inside the box as written before ``violated`` is said.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from stalwart.certify.bounds import bound, bound_call, check_bound_names
-from stalwart.certify.complete import Deadline, find_counterexample, search
+from stalwart.certify.bounds import bound, check_bound_names, check_option_table
+from stalwart.certify.complete import find_counterexample, prepare, search
+from stalwart.certify.deadline import Deadline, Expired
 from stalwart.certify.network import Network
+from stalwart.certify.rounding import check_float
 from stalwart.certify.spec import Box, OutputProperty
 from stalwart.errors import ConfigError
 
-# Bounds of the default cascade, with their options; "crown+alpha" is optimised CROWN.
+# Bounds of the default cascade, cheapest first.
 DEFAULT_BOUNDS = ("ibp", "crown", "crown+alpha", "lp")
 # Complete search encodes every unstable ReLU; past this many it is not attempted.
 COMPLETE_MAX_UNSTABLE = 400
 # Input splitting pays off while each bisection shrinks a large share of the box.
 INPUT_SPLIT_MAX_INPUTS = 16
 COMPLETE = ("auto", "milp", "bab", "input", "none")
+
+Instance = tuple[Box, OutputProperty] | tuple[Box, OutputProperty, Box]
 
 
 @dataclass
@@ -45,9 +55,10 @@ class Verdict:
 
     Attributes:
         status: ``holds``, ``violated`` or ``unknown``.
-        counterexample: for ``violated``, the input (shaped like one network input).
-        output: the network's output on it.
-        decided_by: the stage that answered (``attack``, a bound's name, ``milp``, ``bab``).
+        counterexample: for ``violated``, the input (float64, shaped like one network input).
+        output: the network's float64 output on it.
+        decided_by: the stage that answered (``attack``, a bound's name, ``input``, ``milp``,
+            ``bab``); empty for ``unknown``.
         seconds: wall time.
         log: one line per stage run, for ``--verbose`` and bug reports.
     """
@@ -60,107 +71,134 @@ class Verdict:
     log: list[str] = field(default_factory=list)
 
 
-def _unstable_relus(net: Network, lo: Tensor, hi: Tensor) -> int:
+def _unstable_relus(net: Network, lo: Tensor, hi: Tensor, rounding: bool, deadline) -> int:
     from stalwart.certify.crown import crown_layer_bounds
 
-    bounds = crown_layer_bounds(net, lo, hi)[:-1]
+    bounds = crown_layer_bounds(net, lo, hi, rounding=rounding, deadline=deadline)[:-1]
     return int(sum(((lb < 0) & (ub > 0)).sum() for lb, ub in bounds))
 
 
 def verify(
     net: Network,
-    instances: Sequence[tuple[Box, OutputProperty]],
+    instances: Sequence[Instance],
     *,
-    timeout: float,
+    timeout: float | None = None,
+    deadline: Deadline | None = None,
     bounds: Sequence[str] = DEFAULT_BOUNDS,
     complete: Literal["auto", "milp", "bab", "input", "none"] = "auto",
     attack_restarts: int = 8,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> Verdict:
-    """Decide a property given as instances ``(input box, unsafe region)``.
+    """Decide a property given as instances ``(input box, unsafe region[, written box])``.
 
     Args:
         net: the network.
-        instances: boxes shaped like one input, each with its unsafe output region.
+        instances: boxes shaped like one input, each with its unsafe output region and,
+            optionally, the box a counterexample must lie in (a VNN-LIB box rounded inward:
+            ``VnnInstance.inner``); the first box is then the one rounded outward.
         timeout: wall-clock seconds for everything; then the answer is ``unknown``.
+        deadline: or a deadline started earlier (the command line starts it at launch).
         bounds: the bounds to try, in order (``ibp``, ``crown``, ``crown+alpha``, ``lp``,
             ``sdp``).
         complete: the complete search for what bounds leave open: ``input`` splits, ``milp``,
             ``bab`` (ReLU splits), ``auto`` (input splits for few inputs, else MILP) or
             ``none``.
         attack_restarts: random starts of the attack per instance (0: skip the attack).
+        options: per bound, its options: ``{"sdp": {"steps": 300}}`` (see ``bound_options``).
+        dtype: float64 (default) or float32 (faster; rounding allowances keep it sound).
 
     Raises:
-        ConfigError: a non-positive timeout, an unknown bound or complete method, no instances.
+        ConfigError: a non-positive timeout, an unknown bound, option or complete method, a
+            negative ``attack_restarts``, no instances.
     """
-    if not timeout > 0:
-        raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+    if deadline is None:
+        if timeout is None or not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+        deadline = Deadline(timeout)
     if complete not in COMPLETE:
         raise ConfigError(f"complete must be one of {list(COMPLETE)}; got {complete!r}")
     if not instances:
         raise ConfigError("the property has no instances (no input box with an unsafe region)")
+    if attack_restarts < 0:
+        raise ConfigError(f"attack_restarts must be >= 0; got {attack_restarts}")
+    check_float(dtype)
+    bounds = list(bounds)
     check_bound_names(bounds)
+    options = check_option_table(options, bounds)
     start = time.perf_counter()
-    deadline = Deadline(timeout)
     net = net.detach()
-    dtype, device = net.layers[0].bias.dtype, net.layers[0].bias.device
     log: list[str] = []
 
-    def verdict(status, decided_by="", x=None) -> Verdict:
+    def verdict(status, decided_by="", x=None, note=None) -> Verdict:
+        if note:
+            log.append(note)
         output = None
         if x is not None:
+            x = x.to(torch.float64)
             with torch.no_grad():
-                output = net(x.reshape(1, -1))[0]
+                output = net.detach(dtype=torch.float64)(x.reshape(1, -1))[0]
             x = x.reshape(net.input_shape)
         return Verdict(status, x, output, decided_by, time.perf_counter() - start, log)
 
-    flat = []
-    for box, prop in instances:
-        lower, upper, _ = box.to(dtype, device).flat(net.input_shape)
-        flat.append((lower[0], upper[0], prop.to(dtype, device)))
+    if deadline.passed:
+        return verdict("unknown", note="time out before the first stage")
+    jobs = []
+    for instance in instances:
+        box, prop = instance[0], instance[1]
+        inside = instance[2] if len(instance) > 2 else None
+        jobs.append((box, prop, inside, prepare(net, box, prop, deadline, dtype=dtype,
+                                                inside=inside)))  # fmt: skip
 
     # 1. Attack every instance first: a counterexample anywhere answers the whole property.
     if attack_restarts > 0:
-        for i, (lo, hi, prop) in enumerate(flat):
-            found = find_counterexample(net, lo, hi, prop, restarts=attack_restarts,
-                                        deadline=deadline)  # fmt: skip
+        for i, (_, prop, _, job) in enumerate(jobs):
+            found = find_counterexample(job.net, job.lo, job.hi, prop.to(dtype), deadline=deadline,
+                                        restarts=attack_restarts, checker=job.checker)  # fmt: skip
             if found is not None:
-                log.append(f"instance {i}: attack found a counterexample")
-                return verdict("violated", "attack", found)
+                return verdict("violated", "attack", found,
+                               f"instance {i}: attack found a counterexample")  # fmt: skip
             if deadline.passed:
-                log.append("time out during the attack")
-                return verdict("unknown")
+                return verdict("unknown", note="time out during the attack")
 
     # 2. Bounds, then 3. complete search, instance by instance.
     deciders = []
-    for i, (lo, hi, prop) in enumerate(flat):
+    for i, (box, prop, inside, job) in enumerate(jobs):
         decided = None
-        box = Box(lo.reshape(net.input_shape), hi.reshape(net.input_shape))
         for name in bounds:
             if deadline.passed:
-                log.append("time out during the bounds")
-                return verdict("unknown")
-            method, options = bound_call(name)
-            result = bound(method, net, box, prop=prop, **options)
+                return verdict("unknown", note="time out during the bounds")
+            try:
+                result = bound(name, net, box, prop=prop, dtype=dtype, deadline=deadline,
+                               **options.get(name, {}))  # fmt: skip
+            except Expired:
+                return verdict("unknown", note=f"instance {i}: time out during {name}")
             worst = float(result.lower.min())
             log.append(f"instance {i}: {name} lowest row {worst:.4g} ({result.seconds:.2f}s)")
             if result.sound and prop.holds_given(result.lower):
                 decided = name
                 break
         if decided is None and complete != "none":
-            search_method = complete
-            if search_method == "auto":
-                search_method = "input" if net.in_features <= INPUT_SPLIT_MAX_INPUTS else "milp"
-            unstable = 0 if search_method == "input" else _unstable_relus(net, lo, hi)
+            method = complete
+            if method == "auto":
+                method = "input" if net.in_features <= INPUT_SPLIT_MAX_INPUTS else "milp"
+            try:
+                unstable = (
+                    0 if method == "input"
+                    else _unstable_relus(job.net64, job.lo64, job.hi64, False, deadline)
+                )  # fmt: skip
+            except Expired:
+                return verdict("unknown", note=f"instance {i}: time out before {method}")
             if unstable > COMPLETE_MAX_UNSTABLE:
-                log.append(f"instance {i}: {unstable} unstable ReLUs, too many for {search_method}")
+                log.append(f"instance {i}: {unstable} unstable ReLUs, too many for {method}")
             elif not deadline.passed:
-                found = search(net, box, prop, timeout=deadline.left, method=search_method,
-                               attack_restarts=0)  # fmt: skip
-                log.append(f"instance {i}: {search_method} says {found.status} ({found.detail})")
+                found = search(net, box, prop, deadline=deadline, method=method,
+                               attack_restarts=0, dtype=dtype, inside=inside)  # fmt: skip
+                log.append(f"instance {i}: {method} says {found.status} ({found.detail})")
                 if found.status == "violated":
-                    return verdict("violated", search_method, found.counterexample)
+                    return verdict("violated", method, found.counterexample)
                 if found.status == "holds":
-                    decided = search_method
+                    decided = method
         if decided is None:
             return verdict("unknown")
         deciders.append(decided)

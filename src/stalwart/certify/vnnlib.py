@@ -13,6 +13,12 @@ a disjunct that carries its own input bounds (VNN-COMP 2022 files write
 ``(assert (or (and (<= X_0 …) … (>= Y_0 Y_1)) (and …)))``) gives its own instance, so
 :func:`parse_vnnlib` returns a list of :class:`VnnInstance`, one per distinct input box.
 
+Numbers are read exactly (as fractions), so each box is known as written: ``box`` holds the
+nearest floats, ``outer`` the smallest float64 box containing the written one (what bounds must
+cover for ``holds``) and ``inner`` the largest float64 box inside it (where a counterexample
+must lie for ``violated``). ``0.643`` is not a float: its nearest float32 lies above it, and a
+counterexample there would be outside the property's box.
+
 Result files (:func:`write_result`) follow the VNN-COMP 2022 convention: the first line is
 ``sat`` (the property is violated; the 2021 word was ``violated``), ``unsat`` (it holds; 2021:
 ``holds``), ``unknown``, ``timeout`` or ``error``; a ``sat`` answer is followed by the
@@ -28,12 +34,14 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from stalwart.certify.rounding import inward, outward
 from stalwart.certify.spec import Box, LinfBall, OutputProperty
 from stalwart.errors import ConfigError
 from stalwart.io import atomic_write_text
@@ -54,15 +62,15 @@ _COMMENT = re.compile(r";[^\n]*")
 
 # An S-expression with the line it starts on: (atom text | list of S-expressions, line).
 _Sexp = tuple["str | list[_Sexp]", int]
-# A linear expression: coefficients by variable ("X", i) / ("Y", j), and a constant.
-_Linear = tuple[dict[tuple[str, int], float], float]
+# A linear expression: coefficients by variable ("X", i) / ("Y", j), and a constant, exact.
+_Linear = tuple[dict[tuple[str, int], Fraction], Fraction]
 
 
 @dataclass(frozen=True)
 class _InputBound:
     index: int
     upper: bool
-    value: float
+    value: Fraction
     line: int
 
 
@@ -70,8 +78,8 @@ class _InputBound:
 class _OutputRow:
     """``Σ coeffs[j] Y_j + const ≤ 0`` in the unsafe region."""
 
-    coeffs: tuple[tuple[int, float], ...]
-    const: float
+    coeffs: tuple[tuple[int, Fraction], ...]
+    const: Fraction
     line: int
 
 
@@ -83,27 +91,40 @@ class VnnInstance:
     """One verification problem: an input box and the unsafe outputs to rule out over it.
 
     Attributes:
-        box: the inputs, flat, of shape ``(n_inputs,)``; see :meth:`box_for` for a network
-            whose input shape is an image.
+        box: the inputs, flat, of shape ``(n_inputs,)``, each bound the nearest float to the
+            number written; see :meth:`box_for` for a network whose input shape is an image.
         prop: the unsafe output region.
+        outer: the smallest box of floats that contains the box as written (for bounds).
+        inner: the largest box of floats inside the box as written (for counterexamples).
     """
 
     box: Box
     prop: OutputProperty
+    outer: Box | None = None
+    inner: Box | None = None
 
-    def box_for(self, input_shape: Sequence[int]) -> Box:
+    def __post_init__(self) -> None:
+        self.outer = self.outer if self.outer is not None else self.box
+        self.inner = self.inner if self.inner is not None else self.box
+
+    def box_for(self, input_shape: Sequence[int], which: str = "nearest") -> Box:
         """The box reshaped to a network's ``input_shape`` (VNN-LIB numbers inputs flat, C order).
+
+        Args:
+            input_shape: the network's input shape.
+            which: ``"nearest"`` (:attr:`box`), ``"outer"`` or ``"inner"``.
 
         Raises:
             ConfigError: if the shape has a different number of elements.
         """
+        box = {"nearest": self.box, "outer": self.outer, "inner": self.inner}[which]
         shape = tuple(int(s) for s in input_shape)
-        if math.prod(shape) != self.box.lower.numel():
+        if math.prod(shape) != box.lower.numel():
             raise ConfigError(
-                f"the property has {self.box.lower.numel()} inputs but the input shape {shape} "
+                f"the property has {box.lower.numel()} inputs but the input shape {shape} "
                 f"has {math.prod(shape)}"
             )
-        return Box(self.box.lower.reshape(shape), self.box.upper.reshape(shape))
+        return Box(box.lower.reshape(shape), box.upper.reshape(shape))
 
 
 class _Parser:
@@ -177,30 +198,30 @@ class _Parser:
                 var = self.variable(value, line)
                 if var is None or var not in self.declared:
                     raise self.error(line, f"undeclared variable {value!r}")
-                return {var: 1.0}, 0.0
+                return {var: Fraction(1)}, Fraction(0)
             try:
                 number = float(value)
             except ValueError:
                 raise self.error(line, f"unknown symbol {value!r} in a linear term") from None
             if not math.isfinite(number):
                 raise self.error(line, f"number {value!r} is not finite")
-            return {}, number
+            return {}, _exact(value, number)
         if not value or not isinstance(value[0][0], str):
             raise self.error(line, "expected a term such as X_0, 0.5 or (+ …)")
         op, args = value[0][0], [self.linear(a) for a in value[1:]]
         if not args:
             raise self.error(line, f"({op}) needs arguments")
         if op == "+":
-            return _combine(args, [1.0] * len(args))
+            return _combine(args, [1] * len(args))
         if op == "-":
             if len(args) == 1:
-                return _combine(args, [-1.0])
-            return _combine(args, [1.0] + [-1.0] * (len(args) - 1))
+                return _combine(args, [-1])
+            return _combine(args, [1] + [-1] * (len(args) - 1))
         if op in ("*", "/"):
             variable = [i for i, (coeffs, _) in enumerate(args) if coeffs]
             if len(variable) > 1 or (op == "/" and variable and variable != [0]):
                 raise self.error(line, f"nonlinear term ({op} …): only constants may multiply")
-            factor = 1.0
+            factor = Fraction(1)
             for i, (_, const) in enumerate(args):
                 if i in variable:
                     continue
@@ -244,13 +265,13 @@ class _Parser:
                 # Strict and non-strict agree up to a set of measure zero; verifiers treat
                 # both as non-strict, and so do we.
                 if op in ("<=", "<"):
-                    parts = [self.atom(_combine([a, b], [1.0, -1.0]), line)]
+                    parts = [self.atom(_combine([a, b], [1, -1]), line)]
                 elif op in (">=", ">"):
-                    parts = [self.atom(_combine([b, a], [1.0, -1.0]), line)]
+                    parts = [self.atom(_combine([b, a], [1, -1]), line)]
                 else:
                     parts = [
-                        self.atom(_combine([a, b], [1.0, -1.0]), line),
-                        self.atom(_combine([b, a], [1.0, -1.0]), line),
+                        self.atom(_combine([a, b], [1, -1]), line),
+                        self.atom(_combine([b, a], [1, -1]), line),
                     ]
                 for part in parts:
                     terms = self.product(terms, part, line)
@@ -364,7 +385,7 @@ class _Parser:
             if isinstance(atom, _InputBound):
                 base.add(atom)
         shared_rows = [a for a in shared if isinstance(a, _OutputRow)]
-        groups: dict[bytes, tuple[_BoxBuilder, list[tuple[Tensor, Tensor]]]] = {}
+        groups: dict[tuple, tuple[_BoxBuilder, list[tuple[Tensor, Tensor]]]] = {}
         for combination in itertools.product(*choices):
             term = [atom for part in combination for atom in part]
             box = base.copy()
@@ -376,48 +397,47 @@ class _Parser:
             d = torch.zeros(len(rows), dtype=dtype)
             for r, row in enumerate(rows):
                 for j, c in row.coeffs:
-                    C[r, j] = c
-                d[r] = row.const
-            key = box.lower.tobytes() + box.upper.tobytes()
-            groups.setdefault(key, (box, []))[1].append((C, d))
+                    C[r, j] = float(c)
+                d[r] = float(row.const)
+            groups.setdefault(box.key(), (box, []))[1].append((C, d))
         instances = []
         for box, disjuncts in groups.values():
             lower, upper = box.check(self)
-            instances.append(
-                VnnInstance(
-                    Box(torch.tensor(lower, dtype=dtype), torch.tensor(upper, dtype=dtype)),
-                    OutputProperty(disjuncts),
-                )
-            )
+            nearest, outer, inner = _boxes(lower, upper, dtype)
+            instances.append(VnnInstance(nearest, OutputProperty(disjuncts), outer, inner))
         return instances
 
 
 class _BoxBuilder:
-    """Tightest bounds per input, and the line that set each (for error messages)."""
+    """Tightest bounds per input (exact fractions), and the line that set each (for errors)."""
 
     def __init__(self, n: int) -> None:
-        self.lower = np.full(n, -np.inf)
-        self.upper = np.full(n, np.inf)
-        self.lower_line = np.zeros(n, dtype=np.int64)
-        self.upper_line = np.zeros(n, dtype=np.int64)
+        self.lower: list[Fraction | None] = [None] * n
+        self.upper: list[Fraction | None] = [None] * n
+        self.lower_line = [0] * n
+        self.upper_line = [0] * n
 
     def copy(self) -> _BoxBuilder:
         other = _BoxBuilder.__new__(_BoxBuilder)
-        other.lower, other.upper = self.lower.copy(), self.upper.copy()
-        other.lower_line, other.upper_line = self.lower_line.copy(), self.upper_line.copy()
+        other.lower, other.upper = list(self.lower), list(self.upper)
+        other.lower_line, other.upper_line = list(self.lower_line), list(self.upper_line)
         return other
 
     def add(self, atom: _InputBound) -> None:
         i = atom.index
-        if atom.upper and atom.value < self.upper[i]:
-            self.upper[i], self.upper_line[i] = atom.value, atom.line
-        elif not atom.upper and atom.value > self.lower[i]:
+        if atom.upper:
+            if self.upper[i] is None or atom.value < self.upper[i]:
+                self.upper[i], self.upper_line[i] = atom.value, atom.line
+        elif self.lower[i] is None or atom.value > self.lower[i]:
             self.lower[i], self.lower_line[i] = atom.value, atom.line
 
-    def check(self, parser: _Parser) -> tuple[np.ndarray, np.ndarray]:
+    def key(self) -> tuple:
+        return (*self.lower, *self.upper)
+
+    def check(self, parser: _Parser) -> tuple[list[Fraction], list[Fraction]]:
         for side, values in (("lower", self.lower), ("upper", self.upper)):
-            missing = np.flatnonzero(~np.isfinite(values))
-            if len(missing):
+            missing = [i for i, v in enumerate(values) if v is None]
+            if missing:
                 names = ", ".join(f"X_{i}" for i in missing[:5])
                 more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
                 verb = "inputs {} have" if len(missing) > 1 else "input {} has"
@@ -426,24 +446,65 @@ class _BoxBuilder:
                     f"{verb.format(names + more)} no {side} bound; every input needs both, "
                     "e.g. (assert (>= X_0 0.0)) and (assert (<= X_0 1.0))",
                 )
-        empty = np.flatnonzero(self.lower > self.upper)
-        if len(empty):
-            i = int(empty[0])
-            raise parser.error(
-                int(max(self.lower_line[i], self.upper_line[i])),
-                f"input X_{i} has lower bound {float(self.lower[i])!r} (line "
-                f"{self.lower_line[i]}) above its upper bound {float(self.upper[i])!r} (line "
-                f"{self.upper_line[i]})",
-            )
-        return self.lower, self.upper
+        for i, (lo, hi) in enumerate(zip(self.lower, self.upper, strict=True)):
+            if lo > hi:  # type: ignore[operator]
+                raise parser.error(
+                    max(self.lower_line[i], self.upper_line[i]),
+                    f"input X_{i} has lower bound {float(lo)!r} (line {self.lower_line[i]}) "  # type: ignore[arg-type]
+                    f"above its upper bound {float(hi)!r} (line {self.upper_line[i]})",  # type: ignore[arg-type]
+                )
+        return self.lower, self.upper  # type: ignore[return-value]
 
 
-def _combine(terms: Sequence[_Linear], weights: Sequence[float]) -> _Linear:
-    coeffs: dict[tuple[str, int], float] = {}
-    const = 0.0
+def _exact(token: str, number: float) -> Fraction:
+    """The number a token writes, exactly.
+
+    Its float instead when the token is too long to expand exactly (an exponent of five
+    digits or more, or thousands of digits: 0, or as good as its float).
+    """
+    match = re.search(r"[eE][+-]?(\d+)$", token)
+    if len(token) > 1000 or (match is not None and len(match.group(1)) > 4):
+        return Fraction(number)
+    try:
+        return Fraction(token)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(number)
+
+
+def _rounded(values: Sequence[Fraction], direction: int) -> np.ndarray:
+    """Each fraction as a float64: nearest (0), rounded down (−1) or up (+1)."""
+    out = np.empty(len(values))
+    for i, q in enumerate(values):
+        f = float(q)
+        if direction < 0 and Fraction(f) > q:
+            f = math.nextafter(f, -math.inf)
+        elif direction > 0 and Fraction(f) < q:
+            f = math.nextafter(f, math.inf)
+        out[i] = f
+    return out
+
+
+def _boxes(lower: Sequence[Fraction], upper: Sequence[Fraction], dtype) -> tuple[Box, Box, Box]:
+    """The nearest, outer and inner boxes of ``dtype`` for the box as written."""
+    f64 = torch.float64
+    nearest = Box(torch.tensor(_rounded(lower, 0), dtype=dtype),
+                  torch.tensor(_rounded(upper, 0), dtype=dtype))  # fmt: skip
+    outer = Box(*outward(torch.tensor(_rounded(lower, -1), dtype=f64),
+                         torch.tensor(_rounded(upper, 1), dtype=f64), dtype))  # fmt: skip
+    lo, hi = inward(torch.tensor(_rounded(lower, 1), dtype=f64),
+                    torch.tensor(_rounded(upper, -1), dtype=f64), dtype)  # fmt: skip
+    # An interval narrower than a float holds no float: keep the nearest one there.
+    empty = lo > hi
+    lo, hi = torch.where(empty, nearest.lower, lo), torch.where(empty, nearest.upper, hi)
+    return nearest, outer, Box(lo, hi)
+
+
+def _combine(terms: Sequence[_Linear], weights: Sequence[int]) -> _Linear:
+    coeffs: dict[tuple[str, int], Fraction] = {}
+    const = Fraction(0)
     for (c, k), w in zip(terms, weights, strict=True):
         for v, x in c.items():
-            coeffs[v] = coeffs.get(v, 0.0) + w * x
+            coeffs[v] = coeffs.get(v, Fraction(0)) + w * x
         const += w * k
     return coeffs, const
 
@@ -664,7 +725,7 @@ def read_counterexample(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
         coeffs, number = parser.linear(pair[1])
         if coeffs:
             raise parser.error(line, "a counterexample value must be a number")
-        values[var[0]][var[1]] = number
+        values[var[0]][var[1]] = float(number)
     arrays = []
     for kind in ("X", "Y"):
         found = values[kind]

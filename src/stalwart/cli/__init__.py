@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stalwart import __version__
 from stalwart.errors import StalwartError
@@ -28,6 +29,11 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def print_error(error: Exception) -> None:
+    """``error: MESSAGE`` on stderr: escaped (a message may quote "[...]"), never wrapped."""
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+
+
 def friendly_errors(command: Callable) -> Callable:
     """Print a user's mistake as one message and exit with status 2; keep tracebacks for bugs."""
 
@@ -36,7 +42,7 @@ def friendly_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except StalwartError as error:
-            errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+            print_error(error)
             raise typer.Exit(2) from None
 
     return wrapper

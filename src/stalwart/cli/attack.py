@@ -29,13 +29,18 @@ def attack(
     upper: Annotated[float, typer.Option(help="Largest valid input value.")] = 1.0,
 ) -> None:
     """Clean and robust accuracy, per group, of a trained run's selected model."""
-    from stalwart.attacks import robust_accuracy
+    from stalwart.attacks import Budget, attack_names, check_attack_settings, robust_accuracy
     from stalwart.report import group_table
 
+    # Every option is checked before the run is loaded, so a slip fails in milliseconds: the
+    # names, the budget, then whether each attack implements the norm.
+    attack_names(attack_name or ["pgd"])
+    budget = Budget(eps, norm, lower, upper)
+    names = attack_names(attack_name or ["pgd"], norm)
+    check_attack_settings(steps=steps, restarts=restarts, queries=queries)
     config, dataset, model = run_split(run_dir, split)
-    result = robust_accuracy(model, dataset, attack=attack_name or ["pgd"], norm=norm,
-                             eps=eps, steps=steps, restarts=restarts, lower=lower,
-                             upper=upper, queries=queries)  # fmt: skip
+    result = robust_accuracy(model, dataset, attack=names, budget=budget, steps=steps,
+                             restarts=restarts, queries=queries)  # fmt: skip
     title = (f"{config.name}: {split}, {'+'.join(result.attacks)} {norm} eps {eps}, "
              f"{steps} steps × {restarts} restarts")  # fmt: skip
     console.print(group_table({"clean": result.clean, "robust": result.robust}, title))

@@ -1,4 +1,4 @@
-"""`stalwart run` and `stalwart demo`: run an experiment config of any kind."""
+"""`stalwart run`, `stalwart demo` and `stalwart runs`: run a config of any kind, query runs."""
 
 from __future__ import annotations
 
@@ -10,154 +10,88 @@ import typer
 from stalwart.cli import app, console, friendly_errors
 
 
-def _print_epoch(record: dict[str, Any]) -> None:
-    val = record["val"]
-    console.print(
-        f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  "
-        f"val acc {100 * val['accuracy']:.1f}%  "
-        f"worst group {100 * val['worst_group_accuracy']:.1f}%  ({record['seconds']:.1f}s)",
-        highlight=False,
-    )
+class ConsoleReporter:
+    """Prints what a running experiment reports: epochs of one run, finished runs of many."""
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        """One line per epoch (classification metrics, or the evaluator's keys)."""
+        val = record["val"]
+        if "worst_group_accuracy" in val:
+            scores = (
+                f"val acc {100 * val['accuracy']:.1f}%  "
+                f"worst group {100 * val['worst_group_accuracy']:.1f}%"
+            )
+        else:
+            scores = "  ".join(f"val {k} {v:.4f}" for k, v in val.items() if isinstance(v, float))
+        console.print(
+            f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  {scores}  "
+            f"({record['seconds']:.1f}s)",
+            highlight=False,
+        )
+
+    def run_finished(self, job: Any, summary: Any) -> None:
+        """One line per finished run: its test accuracy and worst-group accuracy."""
+        test = summary.metrics["test"]
+        seed = job.config.train.seed
+        how = "reused" if summary.reused else f"{summary.seconds:.0f}s"
+        console.print(
+            f"  {job.label or job.config.name} seed {seed}: test acc "
+            f"{100 * test.accuracy:.1f}%  worst group {100 * test.worst_group_accuracy:.1f}%  "
+            f"({how})",
+            highlight=False,
+        )
+
+    def note(self, text: str) -> None:
+        """A progress line."""
+        console.print(text, highlight=False)
 
 
-def _run_experiment(config_path: Path, overrides: list[str], out: Path | None) -> None:
-    from stalwart.config import RunConfig
+def run_experiment(
+    config_path: Path,
+    overrides: list[str],
+    out: Path | None,
+    executor: str = "local",
+    address: str | None = None,
+) -> None:
+    """Load a config of any kind, run it through its kind, print what the kind renders."""
     from stalwart.experiments.configs import load_experiment
+    from stalwart.experiments.executors import build_executor
+    from stalwart.experiments.kinds import kind
 
     if out is not None:
         overrides = [*overrides, f"out={out}"]
     config = load_experiment(config_path, overrides)
-    if isinstance(config, RunConfig):
-        _run_one(config)
-    elif config.kind == "compare":
-        _compare(config)
-    elif config.kind == "sweep":
-        _sweep(config)
-    elif config.kind == "robustness":
-        _robustness(config)
-    elif config.kind == "rst_linear":
-        _rst_linear(config)
-    else:
-        _overparam(config)
-
-
-def _robustness(config: Any) -> None:
-    from stalwart.experiments.robustness import describe_attack, rich_table, robustness
-
-    runs = len(config.methods) * len(config.seeds)
-    console.print(
-        f"[bold]{config.name}[/]: {len(config.methods)} methods × {len(config.seeds)} "
-        f"seeds = {runs} runs on {config.data.name} → {config.root()}"
-    )
-    table = robustness(config, on_done=_print_finished)
-    title = (f"{config.name}: test accuracy, mean ± std over seeds; robust under "
-             f"{describe_attack(table['attack'])}")  # fmt: skip
-    console.print(rich_table(table, title))
-
-
-def _rst_linear(config: Any) -> None:
-    from stalwart.experiments.rst_linear import format_table, run_rst_linear
-
-    result = run_rst_linear(config)
-    console.print(
-        f"[bold]{config.name}[/]: noiseless linear regression, {config.draws} draws, "
-        f"n = {config.labelled}, d = {config.dim}; errors are means over draws"
-    )
-    console.print(format_table(result), markup=False, highlight=False)
-    if config.out:
-        from stalwart.io import write_json
-
-        write_json(Path(config.out) / "rst_linear.json", result)
-
-
-def _print_finished(job: Any, summary: Any) -> None:
-    test = summary.metrics["test"]
-    seed = job.config.train.seed
-    how = "reused" if summary.reused else f"{summary.seconds:.0f}s"
-    console.print(
-        f"  {job.label or job.config.name} seed {seed}: test acc {100 * test.accuracy:.1f}%  "
-        f"worst group {100 * test.worst_group_accuracy:.1f}%  ({how})",
-        highlight=False,
-    )
-
-
-def _compare(config: Any) -> None:
-    from stalwart.experiments.compare import compare, rich_table
-
-    runs = len(config.methods) * len(config.seeds)
-    console.print(
-        f"[bold]{config.name}[/]: {len(config.methods)} methods × {len(config.seeds)} "
-        f"seeds = {runs} runs on {config.data.name} → {config.root()}"
-    )
-    table = compare(config, on_done=_print_finished)
-    console.print(
-        rich_table(
-            table,
-            f"{config.name}: test accuracy, mean ± std over seeds; each "
-            f"method selected by val {config.train.select}",
-        )
-    )
-    console.print(f"per-group chart: {config.root() / 'per_group_accuracy.png'}")
-
-
-def _sweep(config: Any) -> None:
-    from stalwart.experiments.sweep import rich_table, sweep, trials
-
-    console.print(
-        f"[bold]{config.name}[/]: {len(trials(config))} configurations × "
-        f"{len(config.seeds)} seeds → {config.root()}"
-    )
-    result = sweep(config, on_done=_print_finished)
-    console.print(rich_table(result, f"{config.name}: selected by mean val {config.select}"))
-
-
-def _overparam(config: Any) -> None:
-    from stalwart.experiments.overparam import format_table, run_overparam
-
-    console.print(
-        f"[bold]{config.name}[/]: random features on toy_spurious, N = {config.n_features}"
-    )
-    records = run_overparam(config)
-    console.print(format_table(records))
-
-
-def _run_one(config: Any) -> None:
-    from stalwart.experiments import run
-    from stalwart.report import group_table
-
-    console.print(
-        f"[bold]{config.name}[/]: {config.data.name} · {config.model.name} · "
-        f"{config.method.name} → {config.run_dir()}"
-    )
-    summary = run(config, on_epoch_end=_print_epoch)
-    if summary.reused:
-        console.print(f"already finished in {summary.run_dir}; showing its results")
-    elif summary.resumed_from:
-        console.print(f"resumed after epoch {summary.resumed_from}")
-    title = f"{config.name}: selected epoch {summary.best_epoch} by val {config.train.select}"
-    console.print(group_table(summary.metrics, title))
+    chosen = None
+    if executor != "local" or address is not None:
+        chosen = build_executor(executor, address=address, workers=getattr(config, "workers", 1))
+    experiment = kind(config.kind)
+    console.print(experiment.describe(config))
+    result = experiment.run(config, ConsoleReporter(), chosen)
+    for item in experiment.render(config, result):
+        console.print(item, highlight=False)
 
 
 @app.command()
 @friendly_errors
 def run(
-    config: Annotated[
-        Path,
-        typer.Argument(
-            help="A YAML config (kind: run, compare, sweep, overparam, robustness, rst_linear)."
-        ),
-    ],
+    config: Annotated[Path, typer.Argument(help="A YAML config (its `kind:` says what it runs).")],
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a key: --set train.lr=0.01 (repeatable)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>).")] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where many runs go: local (processes) or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (auto, ray://HOST:10001).")
+    ] = None,
 ) -> None:
     """Run a config: one training run, a comparison, a sweep or a study.
 
     Rerunning a config resumes what was interrupted and reuses what finished.
     """
-    _run_experiment(config, set_ or [], out)
+    run_experiment(config, set_ or [], out, executor, address)
 
 
 @app.command()
@@ -170,4 +104,29 @@ def demo(
     from stalwart.experiments import recipe_path
 
     overrides = [f"train.epochs={epochs}"] if epochs is not None else []
-    _run_experiment(recipe_path("compare_dominoes"), overrides, out)
+    run_experiment(recipe_path("compare_dominoes"), overrides, out)
+
+
+@app.command()
+@friendly_errors
+def runs(
+    path: Annotated[Path, typer.Argument(help="A run directory or a folder of runs.")],
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep runs where KEY=VALUE (or != > >= < <=); repeatable."),
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Comma-separated columns to show (default: a summary).")
+    ] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated keys; shows mean ± std of the columns per group."),
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="table, markdown, csv or json.")
+    ] = "table",
+) -> None:
+    """Finished and unfinished runs under PATH as one table: config, metrics, timings."""
+    from stalwart.cli.runs_table import show_runs
+
+    show_runs(path, where or [], columns, group_by, format)

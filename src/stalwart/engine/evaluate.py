@@ -1,4 +1,9 @@
-"""Predictions and per-group metrics of a model on a grouped dataset."""
+"""Predictions and per-group metrics of a model on a grouped dataset.
+
+Outputs are checked to be finite: a NaN logit makes ``argmax`` return an arbitrary class and
+the loss NaN, which would turn into a plausible-looking accuracy. The check costs one pass over
+the logits, nothing over the inputs unless a logit is bad.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from torch import Tensor, nn
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
 from stalwart.engine.device import autocast_for, resolve_device
+from stalwart.errors import DataError
 from stalwart.metrics.group import GroupMetrics, group_metrics
 
 
@@ -21,7 +27,12 @@ def predict_logits(
     device: torch.device | str | None = None,
     precision: str = "auto",
 ) -> Tensor:
-    """Logits of ``model`` on every example of ``dataset``, in order, on the CPU, in fp32."""
+    """Logits of ``model`` on every example of ``dataset``, in order, on the CPU, in fp32.
+
+    Raises:
+        DataError: a logit is NaN or infinite; the message names the dataset, the first such
+            example, and whether its input or the model is to blame.
+    """
     device = resolve_device("auto") if device is None else torch.device(device)
     autocast = autocast_for(device, precision)
     was_training = model.training
@@ -33,7 +44,41 @@ def predict_logits(
                 chunks.append(model(batch.x.to(device, non_blocking=True)).float().cpu())
     finally:
         model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.empty(0, dataset.n_classes)
+    logits = torch.cat(chunks) if chunks else torch.empty(0, dataset.n_classes)
+    check_finite_outputs(logits, dataset, precision)
+    return logits
+
+
+def check_finite_outputs(logits: Tensor, dataset: GroupedDataset, precision: str = "auto") -> None:
+    """Raise ``DataError`` if any of ``logits`` (one row per example of ``dataset``) is not finite.
+
+    ``GroupedDataset`` checks its inputs when built, so a NaN input here was written into the
+    tensors afterwards; finite inputs with NaN outputs mean the model itself has gone bad.
+    """
+    finite = torch.isfinite(logits).reshape(len(logits), -1).all(dim=1)
+    if bool(finite.all()):
+        return
+    bad = torch.nonzero(~finite).flatten()
+    first = int(bad[0])
+    where = f"first at position {first}, index {int(dataset.index[first])}"
+    inputs = dataset.x
+    if inputs.is_floating_point():
+        bad_inputs = ~torch.isfinite(inputs.reshape(len(inputs), -1)).all(dim=1)
+        if bool(bad_inputs.any()):
+            first_input = int(torch.nonzero(bad_inputs)[0])
+            raise DataError(
+                f"{dataset.name}: the inputs of {int(bad_inputs.sum())} examples contain NaN or "
+                f"infinite values (first at position {first_input}, index "
+                f"{int(dataset.index[first_input])}), so the model's outputs are not finite. "
+                "They were written into the dataset after it was built (building checks them); "
+                "clean them and build the dataset again"
+            )
+    raise DataError(
+        f"{dataset.name}: the model's outputs are NaN or infinite on {len(bad)} of "
+        f"{len(logits)} examples ({where}) although the inputs are finite: the model's "
+        "weights have diverged (lower the learning rate) or overflowed at precision "
+        f"{precision!r}; check them with torch.isfinite"
+    )
 
 
 def evaluate(

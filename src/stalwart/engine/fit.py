@@ -9,7 +9,6 @@ from its last checkpoint ends with exactly the weights and metrics of an uninter
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +31,14 @@ from stalwart.engine.progress import TrainingProgress
 from stalwart.errors import CheckpointError, ConfigError, StalwartError, closest
 from stalwart.io import (
     CHECKPOINT_FORMAT,
+    LOCK_FILE,
+    append_line,
     atomic_write_text,
+    check_writable_directory,
+    hold_run_directory,
     load_checkpoint,
     load_state,
+    read_jsonl,
     save_checkpoint,
 )
 from stalwart.metrics.group import GroupMetrics
@@ -56,6 +60,7 @@ class FitResult:
     best_epoch: int
     history: list[dict[str, Any]] = field(default_factory=list)
     run_dir: Path | None = None
+    resumed_from: int = 0  # the epoch restored from run_dir's checkpoint; 0: trained from scratch
 
     @property
     def best_val_metrics(self) -> dict[str, Any]:
@@ -105,7 +110,8 @@ def fit(
             else every example once, shuffled.
         evaluator: what is measured on ``data.val`` each epoch; ``cfg.select`` names one of its
             keys (default: per-group classification accuracy).
-        run_dir: if given, ``metrics.jsonl`` and checkpoints are written there.
+        run_dir: if given, ``metrics.jsonl`` and checkpoints are written there, under the
+            directory's lock (another process calling ``fit`` on it waits until this one ends).
         resume: continue from ``run_dir``'s last checkpoint, if there is one.
         on_epoch_end: called with each epoch's record after it is saved.
         **overrides: ``TrainConfig`` fields to change, e.g. ``epochs=10, lr=1e-3``.
@@ -115,7 +121,8 @@ def fit(
 
     Raises:
         ConfigError: an unknown or invalid setting.
-        CheckpointError: ``run_dir`` holds a run of another config, or a damaged checkpoint.
+        CheckpointError: ``run_dir`` holds a run of another config, a damaged checkpoint or
+            edited metrics, or cannot be written.
         TrainingDiverged: the training loss became NaN or infinite.
     """
     cfg = resolve_train_config(cfg, overrides)
@@ -131,8 +138,32 @@ def fit(
     method.to(device)
     optimizer = build_optimizer(model.parameters(), cfg)
     schedule = build_schedule(optimizer, cfg)
-    run = _RunFiles(Path(run_dir)) if run_dir is not None else None
+    training = (model, method, data, cfg, sampler, evaluator, device, optimizer, schedule)
+    if run_dir is None:
+        return _train(*training, None, resume, on_epoch_end)
+    # Held for the whole training: two processes appending to one metrics.jsonl would interleave
+    # two runs. Waiting, not refusing: recipes that start from a finished run (DFR from ERM)
+    # may read it from parallel workers. `stalwart run` takes the lock first and refuses at once.
+    check_run_directory(Path(run_dir))
+    with hold_run_directory(Path(run_dir), wait=True):
+        return _train(*training, _RunFiles(Path(run_dir)), resume, on_epoch_end)
 
+
+def _train(
+    model: nn.Module,
+    method: Method,
+    data: Splits,
+    cfg: TrainConfig,
+    sampler: Sampler | None,
+    evaluator: Evaluator,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    run: _RunFiles | None,
+    resume: bool,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None,
+) -> FitResult:
+    """``fit`` after its checks: restore or start the run files, then the epoch loop."""
     history: list[dict[str, Any]] = []
     best_epoch, best_score, best_state = 0, -float("inf"), None
     if run is not None:
@@ -140,7 +171,7 @@ def fit(
             state = run.restore(cfg, model, optimizer, schedule, method)
             best_epoch, best_score = state["best_epoch"], state["best_score"]
             history = run.read_history(upto=state["epoch"])
-            best_state = load_checkpoint(run.best)["model"] if best_epoch else None
+            best_state = run.load(run.best)["model"] if best_epoch else None
         elif run.last.exists():
             raise CheckpointError(
                 f"{run.root} already holds a training run; resume it (resume=True; "
@@ -205,7 +236,8 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    return FitResult(model, method, best_epoch, history, run.root if run else None)
+    root = run.root if run else None
+    return FitResult(model, method, best_epoch, history, root, resumed_from=first_epoch - 1)
 
 
 def resolve_train_config(cfg: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
@@ -271,6 +303,25 @@ def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.model_dump().items() if k not in COSMETIC}
 
 
+# What ``fit`` writes in a run directory that is changed in place (appended to, written into).
+RUN_CONTENTS = ("metrics.jsonl", "checkpoints", LOCK_FILE)
+_TRAINING_STATE = (
+    "epoch",
+    "config",
+    "model",
+    "optimizer",
+    "schedule",
+    "method",
+    "best_epoch",
+    "best_score",
+)
+
+
+def check_run_directory(root: Path) -> None:
+    """Raise a one-line ``CheckpointError`` unless ``fit`` can write its files in ``root``."""
+    check_writable_directory(root, contents=RUN_CONTENTS)
+
+
 class _RunFiles:
     """The files ``fit`` keeps in a run directory."""
 
@@ -281,31 +332,43 @@ class _RunFiles:
         self.best = root / "checkpoints" / "best.pt"
 
     def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.metrics, "")
 
     def append(self, record: dict[str, Any]) -> None:
-        with open(self.metrics, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.metrics, json.dumps(record))
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """A checkpoint of this run, with advice that works when it cannot be read.
+
+        Deleting only the damaged file is not enough (without ``best.pt`` the run cannot
+        finish; without ``last.pt`` it starts over but keeps a stale ``best.pt``); deleting the
+        ``checkpoints`` folder makes the next resume train the run from epoch 1.
+        """
+        try:
+            return load_checkpoint(path)
+        except CheckpointError as error:
+            raise CheckpointError(
+                f"{error}. Delete {path.parent} to train this run again from epoch 1"
+            ) from None
 
     def read_history(self, upto: int) -> list[dict[str, Any]]:
-        """Records of epochs 1..upto; later lines (written before a crash) are dropped."""
-        records = []
-        if self.metrics.exists():
-            for line in self.metrics.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut short by the crash
-                if record.get("epoch", upto + 1) <= upto:
-                    records.append(record)
-        if [r["epoch"] for r in records] != list(range(1, upto + 1)):
+        """Records of epochs 1..upto; a record written after the checkpoint is dropped.
+
+        ``fit`` appends an epoch's record, then saves its checkpoint: a crash between the two
+        leaves one record more than the checkpoint has finished, and a crash during the append
+        leaves a fragment without its newline (which ``read_jsonl`` drops). Anything else was
+        not written by ``fit``.
+        """
+        records = read_jsonl(self.metrics) if self.metrics.exists() else []
+        epochs = [record.get("epoch") for record in records]
+        if epochs not in (list(range(1, upto + 1)), list(range(1, upto + 2))):
+            shown = ", ".join(map(str, epochs[:8])) + (", ..." if len(epochs) > 8 else "")
             raise CheckpointError(
-                f"{self.metrics} does not hold one record for each of epochs 1..{upto} that the "
-                "checkpoint has finished; the run directory was edited. Start a new run."
+                f"{self.metrics} holds records of epochs [{shown}], not one for each of epochs "
+                f"1..{upto} that its checkpoint has finished: the metrics were edited after "
+                f"stalwart wrote them. Delete {self.root} to start the run over"
             )
+        records = records[:upto]
         atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in records))
         return records
 
@@ -318,9 +381,12 @@ class _RunFiles:
         method: Method,
     ) -> dict[str, Any]:
         """Load the last checkpoint into the training objects; return its bookkeeping."""
-        state = load_checkpoint(self.last)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{self.last} is not a stalwart training checkpoint")
+        state = self.load(self.last)
+        if state.get("format") != CHECKPOINT_FORMAT or not all(k in state for k in _TRAINING_STATE):
+            raise CheckpointError(
+                f"{self.last} is not a stalwart training checkpoint. "
+                f"Delete {self.last.parent} to train this run again from epoch 1"
+            )
         if state["config"] != _fingerprint(cfg):
             changed = sorted(k for k, v in _fingerprint(cfg).items() if state["config"].get(k) != v)
             raise CheckpointError(

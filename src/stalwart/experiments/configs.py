@@ -1,12 +1,9 @@
-"""One entry point for every kind of experiment config, dispatched on its ``kind`` key.
+"""Reading experiment configs: run configs with their registry entries checked, and any kind.
 
-- ``run`` (the default): one training run (``RunConfig``).
-- ``compare``: methods × seeds on one dataset (``CompareConfig``).
-- ``sweep``: a hyperparameter search with selection on validation (``SweepConfig``).
-- ``overparam``: the model-size study of arXiv 2005.04345 (``OverparamConfig``).
-- ``robustness``: a comparison on clean and adversarially robust accuracy
-  (``RobustnessConfig``).
-- ``rst_linear``: RST's linear-regression result of arXiv 2002.10716 (``RstLinearConfig``).
+``parse_config`` validates one training run and checks the data source, model and method it
+names against their registries (this is the floor where every registry is loaded).
+``parse_experiment`` dispatches on the ``kind`` key to the config class the kind declares in
+``stalwart.experiments.kinds`` (default: ``run``).
 """
 
 from __future__ import annotations
@@ -56,34 +53,27 @@ def check_components(config: RunConfig, source: str) -> None:
             raise ConfigError(f"{source}: {section}: {error}") from None
 
 
-def _kinds() -> dict[str, Any]:
-    from stalwart.experiments.compare import CompareConfig
-    from stalwart.experiments.overparam import OverparamConfig
-    from stalwart.experiments.robustness import RobustnessConfig
-    from stalwart.experiments.rst_linear import RstLinearConfig
-    from stalwart.experiments.sweep import SweepConfig
-
-    return {
-        "compare": CompareConfig, "sweep": SweepConfig, "overparam": OverparamConfig,
-        "robustness": RobustnessConfig, "rst_linear": RstLinearConfig,
-    }  # fmt: skip
-
-
 def parse_experiment(raw: dict[str, Any], source: str = "config") -> Any:
-    """Validate ``raw`` as the config class its ``kind`` names (default: a run)."""
-    kind = raw.get("kind", "run")
-    if kind == "run":
+    """Validate ``raw`` as the config class of the kind its ``kind`` key names (default: run).
+
+    Every kind is declared in ``stalwart.experiments.kinds`` with its config class.
+    """
+    from stalwart.experiments.kinds import kinds
+
+    name = raw.get("kind", "run")
+    if name == "run":
         return parse_config(raw, source)
-    kinds = _kinds()
-    if kind not in kinds:
-        choices = ["run", *kinds]
+    registry = kinds()
+    if not isinstance(name, str) or name not in registry:
+        choices = registry.names()
         raise ConfigError(
-            f"{source}: unknown kind {kind!r}{closest(str(kind), choices)}; choose from {choices}"
+            f"{source}: unknown kind {name!r}{closest(str(name), choices)}; choose from {choices}"
         )
+    config_class = registry.get(name)().config
     try:
-        config = kinds[kind].model_validate(raw)
+        config = config_class.model_validate(raw)
     except pydantic.ValidationError as error:
-        raise ConfigError(describe(error, source, kinds[kind])) from None
+        raise ConfigError(describe(error, source, config_class)) from None
     if hasattr(config, "validate_runs"):
         config.validate_runs()
     return config

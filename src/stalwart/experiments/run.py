@@ -3,11 +3,15 @@
 The directory holds the resolved config (``config.yaml``), ``metrics.jsonl`` (one line per
 epoch), ``summary.json`` (validation and test metrics of the selected epoch) and checkpoints.
 Running the same config into the same directory resumes an interrupted run or, if it
-finished, returns its summary; a different config there is refused and nothing is touched.
+finished, returns its summary; a different config there is refused and nothing is touched,
+unless the directory holds no progress (no finished epoch): a run that failed or was killed
+before its first epoch ended never blocks the corrected config. One process at a time holds a
+run directory; a second is refused with the holder's PID.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -19,15 +23,18 @@ import torch
 import yaml
 
 from stalwart import data, models
-from stalwart.config import RunConfig
+from stalwart.config import RunConfig, check_plain_name
 from stalwart.engine import evaluate, fit
-from stalwart.engine.fit import COSMETIC, metrics_from_record
+from stalwart.engine.fit import COSMETIC, check_run_directory, metrics_from_record
 from stalwart.errors import CheckpointError
 from stalwart.experiments.configs import parse_config
 from stalwart.io import (
+    LOCK_FILE,
     atomic_write_text,
+    hold_run_directory,
     load_checkpoint,
     load_state,
+    read_jsonl,
     write_json,
 )
 from stalwart.methods import METHODS, build, method_info
@@ -44,7 +51,7 @@ class RunSummary:
     metrics: dict[str, GroupMetrics]  # "val", "test" and any extra evaluation sets
     seconds: float
     group_labels: str = "no"  # whether training read group ids: "no", "yes", "validation set"
-    resumed_from: int = 0  # epochs already done when this call started
+    resumed_from: int = 0  # the epoch restored from the run's checkpoint (0: trained from scratch)
     reused: bool = False  # the run had finished before; nothing was trained
 
     def as_dict(self, config: RunConfig) -> dict[str, Any]:
@@ -63,6 +70,17 @@ def resolved(config: RunConfig) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
+def run_directory(config: RunConfig) -> Path:
+    """Where ``config`` runs: its ``out``, else ``runs/<name>`` (so the name must be plain).
+
+    Raises:
+        ConfigError: no ``out`` and a ``name`` that is not a plain folder name.
+    """
+    if not config.out:
+        check_plain_name(config.name)
+    return config.run_dir()
+
+
 def run(
     config: RunConfig,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
@@ -79,14 +97,17 @@ def run(
         reuse: finished runs a multi-stage method may build on, by method name.
 
     Raises:
-        CheckpointError: the run directory holds a different config or damaged files.
+        CheckpointError: the run directory holds a different config or damaged files, cannot
+            be written, or is in use by another process.
         ConfigError, DataMissingError: as raised by the data, model and method registries.
     """
-    run_dir = config.run_dir()
-    previous_epochs = _check_run_dir(run_dir, config)
+    run_dir = run_directory(config)
+    _check_run_dir(run_dir, config)
     summary_file = run_dir / "summary.json"
     if summary_file.exists():
-        return _reuse(summary_file)
+        return _reuse(run_dir)
+    # Before the data loads: an unwritable --out is named now, not after minutes of work.
+    check_run_directory(run_dir)
 
     started = time.perf_counter()
     splits = data.load(config.data.name, **config.data_params())
@@ -102,93 +123,149 @@ def run(
     params = config.method.params
     method = None if info.staged else build(config.method.name, splits.train, **params)
     # Only now, with everything built and checked, does the run directory receive anything.
-    fresh = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_file = run_dir / "config.yaml"
-    if not config_file.exists():
-        atomic_write_text(config_file, yaml.safe_dump(resolved(config), sort_keys=False))
-    try:
-        if method is None:  # a staged method composes its own fit() calls
-            context = StageContext(
-                splits, build_model, config.train, run_dir=run_dir, shared_dir=shared_dir,
-                identity={"data": config.data_params(), "data_name": config.data.name,
-                          "model": config.model.model_dump()},
-                reuse=reuse or {}, on_epoch_end=on_epoch_end,
+    created = not run_dir.exists()
+    with hold_run_directory(run_dir):
+        # While the data loaded, another process may have finished this run or left another.
+        stale_config = _check_run_dir(run_dir, config)
+        if summary_file.exists():
+            return _reuse(run_dir)
+        config_file = run_dir / "config.yaml"
+        try:
+            if stale_config or not config_file.exists():
+                atomic_write_text(config_file, yaml.safe_dump(resolved(config), sort_keys=False))
+            if method is None:  # a staged method composes its own fit() calls
+                context = StageContext(
+                    splits, build_model, config.train, run_dir=run_dir, shared_dir=shared_dir,
+                    identity={"data": config.data_params(), "data_name": config.data.name,
+                              "model": config.model.model_dump()},
+                    reuse=reuse or {}, on_epoch_end=on_epoch_end,
+                )  # fmt: skip
+                result = METHODS.build(config.method.name, context, **config.method.params)
+            else:
+                result = fit(
+                    model, method, splits, config.train, run_dir=run_dir, resume=True,
+                    on_epoch_end=on_epoch_end,
+                )  # fmt: skip
+        except BaseException:
+            if not _has_progress(run_dir):
+                # Failed before it finished an epoch: leave nothing that would refuse a fix.
+                with contextlib.suppress(OSError):  # the run's own error is the one to show
+                    _remove_run_files(run_dir, created)
+            raise
+        # Evaluated afresh: a staged method (DFR) may have changed the model after selection.
+        evaluated = {}
+        for name, dataset in splits.evaluation_sets().items():
+            evaluated[name] = evaluate(
+                result.model, dataset, weights_from=splits.train,
+                batch_size=config.train.eval_batch_size, precision=config.train.precision,
             )  # fmt: skip
-            result = METHODS.build(config.method.name, context, **config.method.params)
-        else:
-            result = fit(
-                model, method, splits, config.train, run_dir=run_dir, resume=True,
-                on_epoch_end=on_epoch_end,
-            )  # fmt: skip
-    except BaseException:
-        if fresh and not any(p.name != "config.yaml" for p in run_dir.iterdir()):
-            # Failed before it trained anything: leave no directory that would refuse a fix.
-            config_file.unlink()
-            run_dir.rmdir()
-        raise
-    # Evaluated afresh: a staged method (DFR) may have changed the model after selection.
-    evaluated = {}
-    for name, dataset in splits.evaluation_sets().items():
-        evaluated[name] = evaluate(
-            result.model, dataset, weights_from=splits.train,
-            batch_size=config.train.eval_batch_size, precision=config.train.precision,
+        summary = RunSummary(
+            run_dir, result.best_epoch, evaluated, round(time.perf_counter() - started, 2),
+            group_labels=info.group_labels, resumed_from=getattr(result, "resumed_from", 0),
         )  # fmt: skip
-    summary = RunSummary(
-        run_dir, result.best_epoch, evaluated, round(time.perf_counter() - started, 2),
-        group_labels=info.group_labels, resumed_from=previous_epochs,
-    )  # fmt: skip
-    write_json(summary_file, summary.as_dict(config))
+        write_json(summary_file, summary.as_dict(config))
     return summary
 
 
-def _check_run_dir(run_dir: Path, config: RunConfig) -> int:
-    """Refuse a directory holding another config; return how many epochs it has done."""
+def _has_progress(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds work worth keeping: a finished epoch or a finished run."""
+    return (
+        (run_dir / "summary.json").exists()
+        or (run_dir / "checkpoints" / "last.pt").exists()
+        or any((run_dir / "stages").glob("*/checkpoints/last.pt"))
+    )
+
+
+def _remove_run_files(run_dir: Path, created: bool) -> None:
+    """Remove what a run that finished no epoch wrote (``run_dir`` itself if it made it)."""
+    stages = run_dir / "stages"
+    for folder in [*(p for p in stages.glob("*") if p.is_dir()), run_dir]:
+        checkpoints = folder / "checkpoints"
+        # best.pt (saved just before the epoch's record) and temporary files a kill left.
+        for path in [*checkpoints.glob("best.pt"), *checkpoints.glob(".*.pt.*")]:
+            path.unlink(missing_ok=True)
+        for name in ("metrics.jsonl", ".lock", LOCK_FILE):
+            (folder / name).unlink(missing_ok=True)
+        for empty in (checkpoints, folder):
+            if empty != run_dir:
+                _remove_if_empty(empty)
+    (run_dir / "config.yaml").unlink(missing_ok=True)
+    _remove_if_empty(stages)
+    if created:
+        _remove_if_empty(run_dir)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # missing, or holds files that are not ours to remove
+        folder.rmdir()
+
+
+def _check_run_dir(run_dir: Path, config: RunConfig) -> bool:
+    """Refuse a directory holding another run; return whether its config.yaml is stale.
+
+    A stored config that differs is refused only where it has progress to lose; where it
+    has none (a run killed before its first epoch ended), the new config replaces it.
+    """
     config_file = run_dir / "config.yaml"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(
+            f"run directory {run_dir} is a file, not a directory; use another --out"
+        )
     if not config_file.exists():
         if (run_dir / "checkpoints").exists():
             raise CheckpointError(
                 f"{run_dir} holds checkpoints but no config.yaml; use another --out"
             )
-        return 0
+        return False
     try:
         stored = yaml.safe_load(config_file.read_text())
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        if not _has_progress(run_dir):
+            return True
         raise CheckpointError(
             f"{config_file} is not valid YAML ({error}); use another --out"
         ) from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read {config_file}: {error.strerror or error}") from None
     differences = _differences(stored, resolved(config))
-    if differences:
+    if differences and _has_progress(run_dir):
         raise CheckpointError(
             f"{run_dir} already holds a run with a different config "
             f"({'; '.join(differences[:5])}). Nothing was changed. "
             "Choose another output directory (--out) or the same config."
         )
-    metrics = run_dir / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    return bool(differences)
 
 
 def _differences(stored: Any, current: Any, prefix: str = "") -> list[str]:
     if isinstance(stored, dict) and isinstance(current, dict):
         found = []
         for key in sorted(set(stored) | set(current)):
-            if prefix == "train." and key in COSMETIC:
-                continue
+            if (prefix == "train." and key in COSMETIC) or (prefix == "" and key == "out"):
+                continue  # `out` only says where the directory is, and differs by cwd
             found += _differences(stored.get(key), current.get(key), f"{prefix}{key}.")
         return found
     return [] if stored == current else [f"{prefix.rstrip('.')}: {stored!r} there, {current!r} now"]
 
 
-def _reuse(summary_file: Path) -> RunSummary:
+def _reuse(run_dir: Path) -> RunSummary:
+    """The summary of a finished run, after checking its records were not edited."""
+    metrics_file = run_dir / "metrics.jsonl"
+    if metrics_file.exists():
+        read_jsonl(metrics_file)
+    summary_file = run_dir / "summary.json"
     try:
-        stored = json.loads(summary_file.read_text())
+        stored = json.loads(summary_file.read_bytes())
         metrics = {split: metrics_from_record(m) for split, m in stored["metrics"].items()}
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        best_epoch, seconds = int(stored["best_epoch"]), float(stored["seconds"])
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        # (ValueError covers JSON syntax and bytes that are not UTF-8.)
         raise CheckpointError(
-            f"{summary_file} is damaged ({error}); delete it to re-evaluate"
+            f"{summary_file} is damaged ({type(error).__name__}: {str(error)[:120]}); "
+            "delete it to evaluate the run again"
         ) from None
     return RunSummary(
-        summary_file.parent, stored["best_epoch"], metrics, stored["seconds"],
+        run_dir, best_epoch, metrics, seconds,
         group_labels=stored.get("group_labels", "no"), reused=True,
     )  # fmt: skip
 
@@ -206,12 +283,30 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, data.Splits, torch.nn.Modu
         raise CheckpointError(f"{run_dir} is not a run directory: it has no config.yaml")
     try:
         config = parse_config(yaml.safe_load(config_file.read_text()), str(config_file))
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{config_file} is not valid YAML ({error})") from None
     best = run_dir / "checkpoints" / "best.pt"
+    summary = run_dir / "summary.json"
+    # Deleting the bad file alone is not enough: a finished run is reused from summary.json
+    # without training; without its checkpoints and summary the same config trains it again.
+    again = (
+        f"To train it again, delete {best.parent} and {summary}, then run "
+        f"`stalwart run {config_file} --out {run_dir}`"
+    )
     if not best.exists():
-        raise CheckpointError(f"{run_dir} holds no saved model ({best} is missing); train it first")
+        if not summary.exists():
+            raise CheckpointError(
+                f"{run_dir} holds no saved model yet ({best} is missing); train it first "
+                f"(`stalwart run {config_file} --out {run_dir}` resumes it)"
+            )
+        raise CheckpointError(f"{run_dir} holds no saved model ({best} is missing). {again}")
+    try:
+        state = load_checkpoint(best)
+        if not isinstance(state.get("model"), dict):
+            raise CheckpointError(f"checkpoint {best} holds no model weights")
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}. {again}") from None
     splits = data.load(config.data.name, **config.data_params())
     model = models.build(config.model.name, splits.train, **config.model.params)
-    load_state(model, load_checkpoint(best)["model"], "model", best)
+    load_state(model, state["model"], "model", best)
     return config, splits, model.eval()

@@ -6,7 +6,8 @@
   where ``x'`` maximises the KL term itself, starting from ``x + 0.001·N(0, I)`` and taking
   sign-gradient steps projected onto the L∞ ball and the input range, as the reference code does.
 
-The inner maximisation runs with the model in eval mode (batch-norm statistics are not
+Both inner maximisations are calls to the attack core (``stalwart.attacks.core``). The inner
+maximisation runs with the model in eval mode (batch-norm statistics are not
 updated by adversarial points) and the gradient of the outer loss flows only through the
 model's outputs, never through the attack. Inputs are in the data's own units: ``lower`` and
 ``upper`` bound them, and ``eps`` is checked against that range.
@@ -18,11 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stalwart.attacks.pgd import check_budget, pgd, project
+from stalwart.attacks.core import (
+    Budget,
+    TradesKL,
+    evaluation_mode,
+    gaussian_start,
+    projected_gradient,
+    sign_step,
+    trades_kl,
+)
+from stalwart.attacks.pgd import pgd
 from stalwart.data.core import Batch, GroupedDataset
 from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
 from stalwart.methods.catalog import register_method
+
+__all__ = ["TRADES", "PGDAdversarialTraining", "pgd_at", "trades", "trades_kl"]
 
 
 class PGDAdversarialTraining(Method):
@@ -31,14 +43,19 @@ class PGDAdversarialTraining(Method):
     def __init__(self, eps: float, steps: int, step_size: float, norm: str, lower: float,
                  upper: float, clean_weight: float = 0.0) -> None:  # fmt: skip
         super().__init__()
-        self.budget = dict(eps=eps, steps=steps, step_size=step_size, norm=norm, lower=lower,
-                           upper=upper, early_stop=False)  # fmt: skip
+        self.budget = Budget(eps, norm, lower, upper)
+        self.steps, self.step_size = steps, step_size
         self.clean_weight = clean_weight
 
     def adversarial(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """PGD points for ``(x, y)``, from a fresh random start drawn from the run's seed."""
+        """PGD points for ``(x, y)``, from a fresh random start drawn from the run's seed.
+
+        Every step runs (no early stopping), and examples the model already gets wrong are
+        left where they are.
+        """
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        return pgd(model, x, y, seed=seed, **self.budget)
+        return pgd(model, x, y, seed=seed, budget=self.budget, steps=self.steps,
+                   step_size=self.step_size, early_stop=False)  # fmt: skip
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """``(1 − w)·CE(f(x'), y) + w·CE(f(x), y)``: ``x'`` the PGD point, ``w`` clean_weight."""
@@ -49,42 +66,29 @@ class PGDAdversarialTraining(Method):
         return (1 - self.clean_weight) * robust + self.clean_weight * clean
 
 
-def trades_kl(clean_logits: Tensor, adversarial_logits: Tensor) -> Tensor:
-    """KL(p_clean ‖ p_adversarial) averaged over the batch (the TRADES regulariser)."""
-    return F.kl_div(
-        F.log_softmax(adversarial_logits, dim=1), F.softmax(clean_logits, dim=1),
-        reduction="batchmean",
-    )  # fmt: skip
-
-
 class TRADES(Method):
     """Clean cross-entropy plus β times the KL divergence to the worst nearby point."""
 
     def __init__(self, eps: float, steps: int, step_size: float, beta: float, lower: float,
                  upper: float) -> None:  # fmt: skip
         super().__init__()
-        self.eps, self.steps, self.step_size, self.beta = eps, steps, step_size, beta
-        self.lower, self.upper = lower, upper
+        self.budget = Budget(eps, "linf", lower, upper)
+        self.steps, self.step_size, self.beta = steps, step_size, beta
 
     def adversarial(self, model: nn.Module, x: Tensor) -> Tensor:
-        """Points in the L∞ ball around ``x`` that maximise the KL divergence from ``f(x)``."""
-        was_training = model.training
-        model.eval()
-        try:
+        """Points in the L∞ ball around ``x`` that maximise the KL divergence from ``f(x)``.
+
+        The search starts from ``x + 0.001·N(0, I)`` drawn from torch's global generator (the
+        reference's start) and takes sign-gradient steps.
+        """
+        with evaluation_mode(model):
             with torch.no_grad():
                 clean = model(x)
-            delta = project(
-                0.001 * torch.randn_like(x), x, self.eps, "linf", self.lower, self.upper
-            )
-            for _ in range(self.steps):
-                delta.requires_grad_(True)
-                divergence = trades_kl(clean, model(x + delta))
-                (gradient,) = torch.autograd.grad(divergence, delta)
-                delta = project(delta.detach() + self.step_size * gradient.sign(), x, self.eps,
-                                "linf", self.lower, self.upper)  # fmt: skip
-        finally:
-            model.train(was_training)
-        return (x + delta).detach()
+            found = projected_gradient(
+                model, x, TradesKL(clean), self.budget.projection(), steps=self.steps,
+                step_size=self.step_size, step_rule=sign_step, start=gaussian_start(0.001),
+            )  # fmt: skip
+        return found.points
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """``CE(f(x), y) + β·KL(f(x) ‖ f(x'))``."""
@@ -97,8 +101,8 @@ class TRADES(Method):
 
 def _checked(eps: float, steps: int, step_size: float | None, norm: str, lower: float,
              upper: float) -> float:  # fmt: skip
-    check_budget(eps, norm, lower, upper)
-    return step_size if step_size is not None else 2.5 * eps / max(steps, 1)
+    budget = Budget(eps, norm, lower, upper)
+    return step_size if step_size is not None else budget.step_size(steps)
 
 
 @register_method("pgd_at", group_labels="no")

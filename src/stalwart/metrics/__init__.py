@@ -1,4 +1,4 @@
-"""Metrics: per-group and worst-group accuracy, and the group-size-weighted average."""
+"""Metrics: per-group and worst-group accuracy, the weighted average, AUROC and AUPRC."""
 
 from stalwart.metrics.group import (
     SELECTABLE,
@@ -9,11 +9,14 @@ from stalwart.metrics.group import (
     weighted_accuracy,
     worst_group_accuracy,
 )
+from stalwart.metrics.ranking import auprc, auroc
 
 __all__ = [
     "SELECTABLE",
     "GroupMetrics",
     "accuracy",
+    "auprc",
+    "auroc",
     "group_accuracy",
     "group_metrics",
     "weighted_accuracy",

@@ -1,5 +1,7 @@
-"""Reports: tables of per-group results for the terminal."""
+"""Reports: mean ± std over seeds, result tables (terminal and Markdown), plots."""
 
-from stalwart.report.table import group_table
+from stalwart.report.group_table import group_table
+from stalwart.report.stats import mean_std, percent, percent_cell
+from stalwart.report.tables import ResultTable
 
-__all__ = ["group_table"]
+__all__ = ["ResultTable", "group_table", "mean_std", "percent", "percent_cell"]

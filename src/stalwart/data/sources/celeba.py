@@ -20,8 +20,8 @@ Images are centre-cropped to a square of side ``min(width, height)`` (178 for th
 178×218 faces), resized to ``image_size`` (group DRO's evaluation transform) and returned as RGB
 float32 in [0, 1] of shape ``(3, image_size, image_size)``. The full dataset holds 202,599 images
 (about 10 GB as float32 at 64×64); ``max_examples`` caps each split for quick experiments. The
-converted uint8 arrays are cached under ``$STALWART_DATA/cache``. ``index`` is the row of the
-attribute file.
+converted uint8 arrays are cached beside the copy, in ``<root>/.stalwart-cache/``. ``index`` is
+the row of the attribute file. Every split must have rows.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from stalwart.data.catalog import register_source
 from stalwart.data.core import Splits
 from stalwart.data.sources.local_copies import (
     LAYOUTS,
-    cap,
     center_crop_then_resize,
     check_image_size,
     check_max_examples,
     check_values,
+    choose_splits,
     find_copy,
     fingerprint,
     first_present,
@@ -48,7 +48,7 @@ from stalwart.data.sources.local_copies import (
     read_table,
     require_columns,
 )
-from stalwart.data.storage import cached_arrays
+from stalwart.data.storage import cached_arrays, local_cache
 from stalwart.errors import DataError
 
 LABEL, ATTRIBUTE = "Blond_Hair", "Male"
@@ -135,10 +135,10 @@ def celeba(
             f"{attributes_path}, the first being {unlisted[0]!r}"
         )
     split = np.array([split_of[i] for i in image_ids], dtype=np.int64)
-    chosen = {
-        name: cap(np.flatnonzero(split == k), max_examples, (seed, k))
-        for name, k in SPLIT_IDS.items()
-    }
+    chosen = choose_splits(
+        split, SPLIT_IDS, max_examples, seed, name="celeba", path=partition_path,
+        column="partition",
+    )  # fmt: skip
     rows = np.concatenate(list(chosen.values()))
     images_folder = _image_folder(folder, image_ids[0]) if len(image_ids) else folder
     key = "celeba-" + fingerprint(
@@ -153,6 +153,7 @@ def celeba(
                 image_size,
             )
         },
+        local_cache(folder),
     )["images"]
     y_all = (attributes[LABEL].to_numpy(np.int64) == 1).astype(np.int64)
     group_all = 2 * y_all + (attributes[ATTRIBUTE].to_numpy(np.int64) == 1)

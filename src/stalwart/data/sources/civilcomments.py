@@ -36,14 +36,15 @@ import torch
 from stalwart.data.catalog import register_source
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.sources.local_copies import (
-    cap,
     check_max_examples,
     check_values,
+    choose_splits,
     find_copy,
     fingerprint,
     read_table,
 )
 from stalwart.data.sources.text_encoding import Encoder, check_encoder, encode
+from stalwart.data.storage import local_cache
 from stalwart.errors import DataError
 
 IDENTITIES = ("male", "female", "LGBTQ", "christian", "muslim", "other_religions", "black", "white")
@@ -106,15 +107,21 @@ def civilcomments(
     identity_any = _binary(frame, "identity_any", path)
     identities = {name: _binary(frame, name, path) for name in IDENTITIES}
     split_array = split.to_numpy()
-    chosen = {
-        name: cap(np.flatnonzero(split_array == value), max_examples, (seed, k))
-        for k, (name, value) in enumerate(SPLIT_IDS.items())
-    }
+    chosen = choose_splits(
+        split_array, SPLIT_IDS, max_examples, seed, name="civilcomments", path=path,
+        column="split",
+    )  # fmt: skip
     rows = np.concatenate(list(chosen.values()))
     texts = frame["comment_text"].fillna("").astype(str).to_numpy()
     key = "civilcomments-" + fingerprint(str(folder.resolve()), path, rows)
     x = torch.from_numpy(
-        encode([texts[r] for r in rows], encoder=encoder, n_features=n_features, cache_key=key)
+        encode(
+            [texts[r] for r in rows],
+            encoder=encoder,
+            n_features=n_features,
+            cache_key=key,
+            cache_folder=local_cache(folder),
+        )  # fmt: skip
     )
     group = 2 * y + identity_any
 

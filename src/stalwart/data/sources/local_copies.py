@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from stalwart.data.core import GroupedDataset, Splits
-from stalwart.data.storage import data_home
+from stalwart.data.storage import check_data_home, data_home
 from stalwart.errors import ConfigError, DataError, DataMissingError
 
 
@@ -173,8 +173,11 @@ def find_copy(name: str, root: str | None) -> Path:
     Raises:
         DataMissingError: the folder, or a file it needs, is missing; the message names the
             missing file, the expected layout and where to get the data.
+        DataError: no ``root`` is given and ``$STALWART_DATA`` is a file.
     """
     layout = _layout(name)
+    if not root:
+        check_data_home()  # "$STALWART_DATA is a file" says more than "folder not found"
     base = Path(root).expanduser() if root else default_root(name)
     if not base.is_dir():
         raise DataMissingError(
@@ -258,6 +261,45 @@ def check_max_examples(max_examples: int | None) -> None:
     """Raise ``ConfigError`` unless ``max_examples`` is None or positive."""
     if max_examples is not None and max_examples < 1:
         raise ConfigError(f"max_examples must be at least 1 or None; got {max_examples}")
+
+
+def choose_splits(
+    split: np.ndarray,
+    split_values: Mapping[str, object],
+    max_examples: int | None,
+    seed: int,
+    *,
+    name: str,
+    path: Path,
+    column: str,
+) -> dict[str, np.ndarray]:
+    """The rows of each split (``split == value``), capped to ``max_examples`` by ``seed``.
+
+    Args:
+        split: the split column of every row.
+        split_values: each split's name and the value that marks its rows, in order.
+        max_examples: if set, at most this many rows per split, chosen by ``(seed, k)`` for
+            the ``k``-th split.
+        seed: picks the capped subsets.
+        name: the dataset, for messages.
+        path: the file the split column came from, for messages.
+        column: the split column's name, for messages.
+
+    Raises:
+        DataError: a split has no rows; the message names it, the file and the column.
+    """
+    chosen = {}
+    for k, (split_name, value) in enumerate(split_values.items()):
+        rows = np.flatnonzero(split == value)
+        if len(rows) == 0:
+            counts = {s: int(np.sum(split == v)) for s, v in split_values.items()}
+            raise DataError(
+                f"{name}: split {split_name!r} has no examples: no row of {path} has "
+                f"{column} = {value!r} (rows per split: {counts}); the local copy needs rows "
+                "for every split"
+            )
+        chosen[split_name] = cap(rows, max_examples, (seed, k))
+    return chosen
 
 
 def cap(positions: np.ndarray, max_examples: int | None, seed: int | Sequence[int]) -> np.ndarray:

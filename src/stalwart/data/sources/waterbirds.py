@@ -11,13 +11,13 @@ Layout (see ``stalwart.data.sources.local_copies``): ``<root>/metadata.csv`` wit
 ``img_id, img_filename, y, split, place, place_filename`` (``img_filename``, ``y``, ``split`` and
 ``place`` are read) and each image at ``<root>/<img_filename>``. ``root`` defaults to
 ``$STALWART_DATA/waterbirds``; the folder holding ``waterbird_complete95_forest2water2/`` works
-too.
+too. Every split must have rows.
 
 Images are read with Pillow, resized to ``int(image_size·256/224)`` square and centre-cropped to
 ``image_size`` (group DRO's evaluation transform), and returned as RGB float32 in [0, 1] of shape
-``(3, image_size, image_size)``. The converted uint8 arrays are cached under
-``$STALWART_DATA/cache``, keyed by folder, metadata file, size and selected rows. ``index`` is the
-row of ``metadata.csv``.
+``(3, image_size, image_size)``. The converted uint8 arrays are cached beside the copy, in
+``<root>/.stalwart-cache/``, keyed by folder, metadata file, size and selected rows. ``index`` is
+the row of ``metadata.csv``.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import numpy as np
 from stalwart.data.catalog import register_source
 from stalwart.data.core import Splits
 from stalwart.data.sources.local_copies import (
-    cap,
     check_image_size,
     check_max_examples,
     check_values,
+    choose_splits,
     find_copy,
     fingerprint,
     image_splits,
@@ -38,7 +38,7 @@ from stalwart.data.sources.local_copies import (
     read_table,
     resize_then_center_crop,
 )
-from stalwart.data.storage import cached_arrays
+from stalwart.data.storage import cached_arrays, local_cache
 
 CLASS_NAMES = ["landbird", "waterbird"]
 GROUP_NAMES = ["landbird, land", "landbird, water", "waterbird, land", "waterbird, water"]
@@ -64,7 +64,8 @@ def waterbirds(
 
     Raises:
         DataMissingError: the folder, ``metadata.csv`` or an image is missing.
-        DataError: ``metadata.csv`` lacks a column or holds values out of range.
+        DataError: ``metadata.csv`` lacks a column, holds values out of range, or has no rows
+            for a split.
     """
     check_image_size(image_size)
     check_max_examples(max_examples)
@@ -74,10 +75,9 @@ def waterbirds(
     for column, allowed in {"y": {0, 1}, "place": {0, 1}, "split": {0, 1, 2}}.items():
         check_values(frame[column], allowed, column, metadata)
     split = frame["split"].to_numpy(np.int64)
-    chosen = {
-        name: cap(np.flatnonzero(split == k), max_examples, (seed, k))
-        for name, k in SPLIT_IDS.items()
-    }
+    chosen = choose_splits(
+        split, SPLIT_IDS, max_examples, seed, name="waterbirds", path=metadata, column="split"
+    )
     rows = np.concatenate(list(chosen.values()))
     filenames = frame["img_filename"].astype(str).to_numpy()
     key = f"waterbirds-{fingerprint(str(folder.resolve()), metadata, image_size, rows)}"
@@ -90,6 +90,7 @@ def waterbirds(
                 image_size,
             )
         },
+        local_cache(folder),
     )["images"]
     y_all = frame["y"].to_numpy(np.int64)
     group_all = 2 * y_all + frame["place"].to_numpy(np.int64)

@@ -13,20 +13,21 @@ import copy
 import hashlib
 import itertools
 import math
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from rich.table import Table
 
-from stalwart.config import StrictModel, set_key
+from stalwart.config import NamedConfig, StrictModel, set_key
 from stalwart.experiments.configs import parse_config
-from stalwart.experiments.executor import Job, run_jobs
+from stalwart.experiments.executors import Executor, Job, LocalExecutor, run_jobs
+from stalwart.experiments.kinds import Reporter, register_kind
 from stalwart.experiments.run import RunSummary
+from stalwart.experiments.store import aggregate, read_runs
 from stalwart.io import write_json
+from stalwart.report import ResultTable, percent
 
 
 class Distribution(StrictModel):
@@ -58,7 +59,7 @@ class Distribution(StrictModel):
         return round(value) if self.integer else float(value)
 
 
-class SweepConfig(StrictModel):
+class SweepConfig(NamedConfig):
     """A base run config, the values to try (``grid``, ``random`` × ``samples``) and seeds."""
 
     kind: Literal["sweep"]
@@ -123,24 +124,30 @@ def expand(config: SweepConfig) -> list[tuple[dict[str, Any], list[Job]]]:
 
 
 def sweep(
-    config: SweepConfig, on_done: Callable[[Job, RunSummary], None] | None = None
+    config: SweepConfig,
+    on_done: Callable[[Job, RunSummary], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every configuration × seed; select on validation; write ``sweep.json``."""
     expanded = expand(config)
     jobs = [job for _, trial_jobs in expanded for job in trial_jobs]
-    summaries = iter(run_jobs(jobs, config.workers, on_done))
-    rows = []
-    for number, (overrides, trial_jobs) in enumerate(expanded):
-        runs = [next(summaries) for _ in trial_jobs]
-        rows.append({
+    run_jobs(jobs, executor or LocalExecutor(config.workers), on_done)
+    runs = read_runs([job.config.run_dir() for job in jobs])
+    runs = runs.assign(trial=[job.label for job in jobs])
+    metrics = [f"val.{config.select}", "test.accuracy", "test.worst_group_accuracy"]
+    means = aggregate(runs, ["trial"], metrics)
+    rows = [
+        {
             "trial": number,
             "overrides": overrides,
-            "val": statistics.fmean(r.metrics["val"].value(config.select) for r in runs),
-            "test_accuracy": statistics.fmean(r.metrics["test"].accuracy for r in runs),
-            "test_worst_group_accuracy": statistics.fmean(
-                r.metrics["test"].worst_group_accuracy for r in runs
-            ),
-        })  # fmt: skip
+            "val": row[f"val.{config.select}.mean"],
+            "test_accuracy": row["test.accuracy.mean"],
+            "test_worst_group_accuracy": row["test.worst_group_accuracy.mean"],
+        }
+        for number, ((overrides, _), (_, row)) in enumerate(
+            zip(expanded, means.iterrows(), strict=True)
+        )
+    ]
     best = max(rows, key=lambda row: row["val"])
     result = {"select": config.select, "selected": best["trial"], "trials": rows}
     write_json(config.root() / "sweep.json", result)
@@ -157,24 +164,42 @@ def _settings(overrides: dict[str, Any]) -> str:
     )
 
 
-def rich_table(result: dict[str, Any], title: str = "") -> Table:
-    """One row per configuration, the selected one marked.
+def result_table(result: dict[str, Any], title: str = "") -> ResultTable:
+    """One row per configuration, the selected one marked and in bold.
 
     Columns: the mean validation metric selected on, test average and worst-group accuracy.
     """
-    table = Table(title=title or None, title_justify="left")
-    table.add_column("trial")
-    table.add_column("settings", overflow="fold")
-    for column in ("val %", "test avg %", "test worst %"):
-        table.add_column(column, justify="right")
+    table = ResultTable(
+        ("trial", "settings", "val %", "test avg %", "test worst %"), title=title, fold={"settings"}
+    )
     for row in result["trials"]:
         chosen = row["trial"] == result["selected"]
-        table.add_row(
-            f"{row['trial']}{' ←' if chosen else ''}",
-            _settings(row["overrides"]),
-            f"{100 * row['val']:.1f}",
-            f"{100 * row['test_accuracy']:.1f}",
-            f"{100 * row['test_worst_group_accuracy']:.1f}",
-            style="bold" if chosen else None,
-        )
+        table.add(
+            f"{row['trial']}{' ←' if chosen else ''}", _settings(row["overrides"]),
+            percent(row["val"]), percent(row["test_accuracy"]),
+            percent(row["test_worst_group_accuracy"]), bold=chosen,
+        )  # fmt: skip
     return table
+
+
+def run_sweep(
+    config: SweepConfig, reporter: Reporter, executor: Executor | None = None
+) -> dict[str, Any]:
+    """The kind's run function: :func:`sweep`, reporting each finished run."""
+    return sweep(config, on_done=reporter.run_finished, executor=executor)
+
+
+def render(config: SweepConfig, result: dict[str, Any]) -> list[Any]:
+    """The trials' table, the selected one marked."""
+    return [result_table(result, f"{config.name}: selected by mean val {config.select}").rich()]
+
+
+def describe(config: SweepConfig) -> str:
+    """``name: T configurations × S seeds → ROOT``."""
+    return (
+        f"[bold]{config.name}[/]: {len(trials(config))} configurations × "
+        f"{len(config.seeds)} seeds → {config.root()}"
+    )
+
+
+KIND = register_kind("sweep", config=SweepConfig, run=run_sweep, render=render, describe=describe)

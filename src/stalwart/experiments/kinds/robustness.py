@@ -3,29 +3,30 @@
 The experiment of the RST paper's Table 1 (Raghunathan et al., arXiv 2002.10716): standard
 training, PGD adversarial training, TRADES and robust self-training on the same labelled set,
 each attacked after training with the same PGD budget. Training goes through a comparison
-(``stalwart.experiments.compare``): same runs, same directories, same reuse of finished runs.
+(``stalwart.experiments.kinds.compare``): same runs, same directories, same reuse of finished runs.
 Robust accuracy is the pointwise worst case over attacks and restarts
 (:func:`stalwart.attacks.robust_accuracy`) on the first ``examples`` test points.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
-from rich.table import Table
 
-from stalwart.attacks import robust_accuracy
+from stalwart.attacks import attack_names, robust_accuracy
 from stalwart.attacks.pgd import check_budget
 from stalwart.config import StrictModel
 from stalwart.errors import ConfigError
-from stalwart.experiments.compare import CompareConfig, compare
-from stalwart.experiments.executor import Job
+from stalwart.experiments.executors import Executor, Job
+from stalwart.experiments.kinds import Reporter, register_kind
+from stalwart.experiments.kinds.compare import CompareConfig, compare, expand
+from stalwart.experiments.kinds.compare import describe as compare_describe
 from stalwart.experiments.run import RunSummary, load_run
-from stalwart.io import write_json
+from stalwart.io import atomic_write_text, write_json
+from stalwart.report import ResultTable, mean_std, percent_cell
 
 
 class AttackConfig(StrictModel):
@@ -36,7 +37,7 @@ class AttackConfig(StrictModel):
     attacks: list[str] = Field(default=["pgd"], min_length=1)
     steps: int = Field(40, ge=1)
     restarts: int = Field(5, ge=1)
-    step_size: float | None = None
+    step_size: float | None = Field(None, gt=0)
     queries: int = Field(1000, ge=1, description="Square Attack queries per example")
     lower: float = 0.0
     upper: float = 1.0
@@ -72,50 +73,37 @@ def attack_run(run_dir, attack: AttackConfig) -> dict[str, float]:
 
 
 def robustness(
-    config: RobustnessConfig, on_done: Callable[[Job, RunSummary], None] | None = None
+    config: RobustnessConfig,
+    on_done: Callable[[Job, RunSummary], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Train every method × seed, attack each, write ``robustness.json`` and ``.md``."""
-    runs: dict[str, list[Job]] = {}
-
-    def record(job: Job, summary: RunSummary) -> None:
-        runs.setdefault(job.label, []).append(job)
-        if on_done is not None:
-            on_done(job, summary)
-
-    compare(config, on_done=record)
+    compare(config, on_done=on_done, executor=executor)
+    jobs = [job for wave in expand(config) for job in wave]
     methods = {}
     for label in config.methods:
-        scores = [attack_run(job.config.run_dir(), config.attack) for job in runs[label]]
+        scores = [
+            attack_run(job.config.run_dir(), config.attack) for job in jobs if job.label == label
+        ]
         methods[label] = {
             "seeds": len(scores),
-            "clean": _mean_std([s["clean"] for s in scores]),
-            "robust": _mean_std([s["robust"] for s in scores]),
+            "clean": mean_std(s["clean"] for s in scores),
+            "robust": mean_std(s["robust"] for s in scores),
             "per_seed": scores,
         }
     table = {"attack": config.attack.model_dump(), "methods": methods}
     write_json(config.root() / "robustness.json", table)
-    (config.root() / "robustness.md").write_text(markdown_table(table))
+    text = f"Attack: {describe_attack(table['attack'])}.\n\n" + result_table(table).markdown()
+    atomic_write_text(config.root() / "robustness.md", text)
     return table
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-    }
-
-
-COLUMNS = ("method", "clean %", "robust %", "seeds")
-
-
-def _rows(table: dict[str, Any]) -> list[list[str]]:
-    def cell(stat: dict[str, float]) -> str:
-        return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
-
-    return [
-        [label, cell(row["clean"]), cell(row["robust"]), str(row["seeds"])]
-        for label, row in table["methods"].items()
-    ]
+def result_table(table: dict[str, Any], title: str = "") -> ResultTable:
+    """Methods as rows: clean and robust test accuracy (mean ± std over seeds)."""
+    out = ResultTable(("method", "clean %", "robust %", "seeds"), title=title)
+    for label, row in table["methods"].items():
+        out.add(label, percent_cell(row["clean"]), percent_cell(row["robust"]), str(row["seeds"]))
+    return out
 
 
 def describe_attack(attack: dict[str, Any]) -> str:
@@ -126,28 +114,31 @@ def describe_attack(attack: dict[str, Any]) -> str:
     )
 
 
-def rich_table(table: dict[str, Any], title: str = "") -> Table:
-    """Methods as rows: clean and robust test accuracy (mean ± std over seeds)."""
-    out = Table(title=title or None, title_justify="left")
-    for column in COLUMNS:
-        out.add_column(column, justify="left" if column == "method" else "right")
-    for row in _rows(table):
-        out.add_row(*row)
-    return out
-
-
-def markdown_table(table: dict[str, Any]) -> str:
-    """The same table in Markdown, with the attack named above it."""
-    lines = [f"Attack: {describe_attack(table['attack'])}.", ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(table)]
-    return "\n".join(lines) + "\n"
-
-
 def check_attack_names(attack: AttackConfig) -> None:
-    """Reject an unknown attack name before training starts."""
-    from stalwart.attacks import ATTACKS
+    """Reject an unknown attack, or one without this norm, before training starts."""
+    try:
+        attack_names(attack.attacks, attack.norm)
+    except ConfigError as error:
+        raise ConfigError(f"attack.attacks: {error}") from None
 
-    for name in attack.attacks:
-        if name not in ATTACKS:
-            raise ConfigError(f"attack.attacks: unknown attack {name!r}; choose from {ATTACKS}")
+
+def run_robustness(
+    config: RobustnessConfig, reporter: Reporter, executor: Executor | None = None
+) -> dict[str, Any]:
+    """The kind's run function: :func:`robustness`, reporting each finished run."""
+    return robustness(config, on_done=reporter.run_finished, executor=executor)
+
+
+def render(config: RobustnessConfig, table: dict[str, Any]) -> list[Any]:
+    """The clean/robust table, titled with the attack."""
+    title = (
+        f"{config.name}: test accuracy, mean ± std over seeds; robust under "
+        f"{describe_attack(table['attack'])}"
+    )
+    return [result_table(table, title).rich()]
+
+
+KIND = register_kind(
+    "robustness", config=RobustnessConfig, run=run_robustness, render=render,
+    describe=compare_describe,
+)  # fmt: skip

@@ -27,15 +27,20 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
+from rich.text import Text
 
-from stalwart.config import StrictModel
+from stalwart.config import NamedConfig
+from stalwart.experiments.executors import Executor
+from stalwart.experiments.kinds import Reporter, register_kind
+from stalwart.io import write_json
 
 
-class RstLinearConfig(StrictModel):
+class RstLinearConfig(NamedConfig):
     """Random draws of the linear-regression setting (defaults: where augmentation hurts)."""
 
     kind: Literal["rst_linear"] = "rst_linear"
@@ -157,3 +162,28 @@ def format_table(result: dict[str, Any]) -> str:
             f"| {name} | {row['standard_error']:.3f} | {row['robust_error']:.3f} | {share} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _run_kind(
+    config: RstLinearConfig, reporter: Reporter, executor: Executor | None = None
+) -> dict[str, Any]:
+    result = run_rst_linear(config)
+    if config.out:
+        write_json(Path(config.out) / "rst_linear.json", result)
+    return result
+
+
+def _render(config: RstLinearConfig, result: dict[str, Any]) -> list[Any]:
+    return [Text(format_table(result))]
+
+
+def _describe(config: RstLinearConfig) -> str:
+    return (
+        f"[bold]{config.name}[/]: noiseless linear regression, {config.draws} draws, "
+        f"n = {config.labelled}, d = {config.dim}; errors are means over draws"
+    )
+
+
+KIND = register_kind(
+    "rst_linear", config=RstLinearConfig, run=_run_kind, render=_render, describe=_describe
+)

@@ -9,25 +9,33 @@ JTT paper's Table 1 (arXiv 2107.09044), run on data that ships offline.
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
-from rich.table import Table
+import pandas as pd
+from pydantic import Field, field_validator
 
-from stalwart.config import ComponentConfig, RunConfig, StrictModel, TrainConfig
+from stalwart.config import (
+    ComponentConfig,
+    NamedConfig,
+    RunConfig,
+    TrainConfig,
+    check_plain_name,
+)
 from stalwart.errors import ConfigError
 from stalwart.experiments.configs import parse_config
-from stalwart.experiments.executor import Job, run_jobs
+from stalwart.experiments.executors import Executor, Job, LocalExecutor, run_jobs
+from stalwart.experiments.kinds import Reporter, register_kind
 from stalwart.experiments.run import RunSummary
-from stalwart.io import atomic_write_bytes, write_json
+from stalwart.experiments.store import read_runs
+from stalwart.io import atomic_write_text, write_json
 from stalwart.methods import method_info
+from stalwart.report import ResultTable, mean_std, percent_cell
+from stalwart.report.plots import per_group_bars
 
 
-class CompareConfig(StrictModel):
+class CompareConfig(NamedConfig):
     """Methods × seeds on one dataset and model.
 
     ``methods`` maps a label to the method's parameters; an entry may name its method with
@@ -43,6 +51,13 @@ class CompareConfig(StrictModel):
     seeds: list[int] = Field(default=[0, 1, 2], min_length=1)
     workers: int = Field(1, ge=1, description="parallel worker processes")
     out: str | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _labels_are_folder_names(cls, methods: dict[str, dict[str, Any]]) -> dict:
+        for label in methods:  # each label is the folder of its runs
+            check_plain_name(label, "methods label")
+        return methods
 
     def root(self) -> Path:
         """The comparison's directory."""
@@ -101,46 +116,53 @@ def expand(config: CompareConfig) -> list[list[Job]]:
 
 
 def compare(
-    config: CompareConfig, on_done: Callable[[Job, RunSummary], None] | None = None
+    config: CompareConfig,
+    on_done: Callable[[Job, RunSummary], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every method × seed, then write ``comparison.json``, ``comparison.md`` and a chart."""
-    results: dict[str, list[RunSummary]] = {}
+    executor = executor or LocalExecutor(config.workers)
+    labels: dict[str, str] = {}
     for wave in expand(config):
-        for job, summary in zip(wave, run_jobs(wave, config.workers, on_done), strict=True):
-            results.setdefault(job.label, []).append(summary)
-    table = summarise(results)
+        run_jobs(wave, executor, on_done)
+        labels.update({str(job.config.run_dir()): job.label for job in wave})
+    table = summarise(read_runs(list(labels)), labels)
     root = config.root()
     write_json(root / "comparison.json", table)
-    (root / "comparison.md").write_text(markdown_table(table))
-    plot_per_group(table, root / "per_group_accuracy.png", title=config.name)
+    atomic_write_text(root / "comparison.md", result_table(table).markdown())
+    per_group_bars(
+        table["group_names"],
+        {label: row["group_accuracy"] for label, row in table["methods"].items()},
+        root / "per_group_accuracy.png",
+        title=config.name,
+    )
     return table
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-    }
+def summarise(runs: pd.DataFrame, labels: dict[str, str]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of test metrics, per method.
 
-
-def summarise(results: dict[str, list[RunSummary]]) -> dict[str, Any]:
-    """Mean and standard deviation over seeds of test metrics, per method."""
+    Args:
+        runs: the comparison's runs, read by the run store.
+        labels: each run directory's method label, in the comparison's order.
+    """
+    runs = runs.assign(label=runs["run"].map(labels))
+    group_names = [
+        c.removeprefix("test.group_accuracy.")
+        for c in runs.columns
+        if c.startswith("test.group_accuracy.")
+    ]
     methods = {}
-    for label, summaries in results.items():
-        tests = [s.metrics["test"] for s in summaries]
-        n_groups = len(tests[0].group_names)
+    for label in dict.fromkeys(labels.values()):
+        rows = runs[runs["label"] == label]
         methods[label] = {
-            "group_labels": summaries[0].group_labels,
-            "seeds": len(summaries),
-            "accuracy": _mean_std([t.accuracy for t in tests]),
-            "worst_group_accuracy": _mean_std([t.worst_group_accuracy for t in tests]),
-            "val_worst_group_accuracy": _mean_std(
-                [s.metrics["val"].worst_group_accuracy for s in summaries]
-            ),
-            "group_accuracy": [
-                _mean_std([t.group_accuracy[g] for t in tests]) for g in range(n_groups)
-            ],
-            "seconds": sum(s.seconds for s in summaries),
+            "group_labels": rows["group_labels"].iloc[0],
+            "seeds": len(rows),
+            "accuracy": mean_std(rows["test.accuracy"]),
+            "worst_group_accuracy": mean_std(rows["test.worst_group_accuracy"]),
+            "val_worst_group_accuracy": mean_std(rows["val.worst_group_accuracy"]),
+            "group_accuracy": [mean_std(rows[f"test.group_accuracy.{g}"]) for g in group_names],
+            "seconds": sum(rows["seconds"]),
         }
     if "erm" in methods and "group_dro" in methods:
         # The JTT paper's summary: how much of the worst-group gap between ERM and group DRO
@@ -150,12 +172,7 @@ def summarise(results: dict[str, list[RunSummary]]) -> dict[str, Any]:
         for row in methods.values():
             gain = row["worst_group_accuracy"]["mean"] - low
             row["gap_closed"] = gain / (high - low) if high != low else None
-    first = next(iter(results.values()))[0].metrics["test"]
-    return {"group_names": list(first.group_names), "methods": methods}
-
-
-def _cell(stat: dict[str, float]) -> str:
-    return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
+    return {"group_names": group_names, "methods": methods}
 
 
 def _gap(row: dict[str, Any]) -> str:
@@ -166,54 +183,46 @@ def _gap(row: dict[str, Any]) -> str:
 
 COLUMNS = (
     "method", "test avg %", "test worst group %", "gap closed", "group labels in training", "seeds"
-)  # fmt: skip  # fmt: skip
+)  # fmt: skip
 
 
-def _row(label: str, row: dict[str, Any]) -> list[str]:
-    return [label, _cell(row["accuracy"]), _cell(row["worst_group_accuracy"]), _gap(row),
-            row["group_labels"], str(row["seeds"])]  # fmt: skip
-
-
-def rich_table(table: dict[str, Any], title: str = "") -> Table:
+def result_table(table: dict[str, Any], title: str = "") -> ResultTable:
     """Methods as rows: test accuracies (%), share of the gap closed, group-label use."""
-    out = Table(title=title or None, title_justify="left")
-    for column in COLUMNS:
-        out.add_column(column, justify="left" if column == "method" else "right")
+    out = ResultTable(COLUMNS, title=title)
     for label, row in table["methods"].items():
-        out.add_row(*_row(label, row))
+        out.add(label, percent_cell(row["accuracy"]), percent_cell(row["worst_group_accuracy"]),
+                _gap(row), row["group_labels"], str(row["seeds"]))  # fmt: skip
     return out
 
 
-def markdown_table(table: dict[str, Any]) -> str:
-    """The same table in Markdown, for docs/results.md."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_row(label, row)) + " |" for label, row in table["methods"].items()]
-    return "\n".join(lines) + "\n"
+def run_compare(
+    config: CompareConfig, reporter: Reporter, executor: Executor | None = None
+) -> dict[str, Any]:
+    """The kind's run function: :func:`compare`, reporting each finished run."""
+    return compare(config, on_done=reporter.run_finished, executor=executor)
 
 
-def plot_per_group(table: dict[str, Any], path: Path, title: str = "") -> None:
-    """A grouped bar chart: test accuracy per group (mean over seeds, std as error bars)."""
-    import matplotlib
+def render(config: CompareConfig, table: dict[str, Any]) -> list[Any]:
+    """The comparison's table and where its per-group chart is."""
+    title = (
+        f"{config.name}: test accuracy, mean ± std over seeds; each "
+        f"method selected by val {config.train.select}"
+    )
+    return [
+        result_table(table, title).rich(),
+        f"per-group chart: {config.root() / 'per_group_accuracy.png'}",
+    ]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    groups, methods = table["group_names"], table["methods"]
-    width = 0.8 / len(methods)
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) + 2), 4.0))
-    for k, (label, row) in enumerate(methods.items()):
-        positions = [g + (k - (len(methods) - 1) / 2) * width for g in range(len(groups))]
-        means = [100 * s["mean"] for s in row["group_accuracy"]]
-        errors = [100 * s["std"] for s in row["group_accuracy"]]
-        means = [0.0 if math.isnan(m) else m for m in means]
-        axes.bar(positions, means, width, yerr=errors, label=label, capsize=2)
-    axes.set_xticks(range(len(groups)), groups)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title(title or "per-group test accuracy")
-    axes.legend(ncol=min(len(methods), 6), fontsize="small", loc="upper center",
-                bbox_to_anchor=(0.5, -0.1), frameon=False)  # fmt: skip
-    axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
-    plt.close(figure)
+def describe(config: CompareConfig) -> str:
+    """``name: M methods × S seeds = N runs on DATA → ROOT``."""
+    runs = len(config.methods) * len(config.seeds)
+    return (
+        f"[bold]{config.name}[/]: {len(config.methods)} methods × {len(config.seeds)} "
+        f"seeds = {runs} runs on {config.data.name} → {config.root()}"
+    )
+
+
+KIND = register_kind(
+    "compare", config=CompareConfig, run=run_compare, render=render, describe=describe
+)

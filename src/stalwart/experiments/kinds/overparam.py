@@ -50,10 +50,11 @@ from pydantic import Field, field_validator
 from rich.table import Table
 from torch import Tensor
 
-from stalwart.config import StrictModel
+from stalwart.config import NamedConfig
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.samplers import balanced_subsample, numpy_choice
-from stalwart.experiments.executor import map_in_processes
+from stalwart.experiments.executors import Executor, LocalExecutor
+from stalwart.experiments.kinds import Reporter, register_kind
 from stalwart.io import atomic_write_bytes, atomic_write_text, write_json
 from stalwart.metrics.group import GroupMetrics, group_metrics
 from stalwart.models.heads import write_linear_head
@@ -70,7 +71,7 @@ INTERPOLATION_TOLERANCE = 0.005
 DEFAULT_N_FEATURES = [100, 147, 215, 316, 464, 681, 1000, 1468, 2154, 3162, 4642, 6813, 10000]
 
 
-class OverparamConfig(StrictModel):
+class OverparamConfig(NamedConfig):
     """The sweep over model size ``N``, objectives and seeds (arXiv 2005.04345, Sec. 4).
 
     ``data`` holds parameters of the ``toy_spurious`` source (``name: toy_spurious`` may be
@@ -410,7 +411,9 @@ def _order(record: dict[str, Any]) -> tuple:
 
 
 def run_overparam(
-    cfg: OverparamConfig, progress: Callable[[dict[str, Any]], None] | None = None
+    cfg: OverparamConfig,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Run the sweep of arXiv 2005.04345, Sec. 4 and write its run directory.
 
@@ -423,6 +426,7 @@ def run_overparam(
     Args:
         cfg: the study's configuration.
         progress: called with each record as soon as it is measured.
+        executor: where the (seed, N) cells run (default: ``cfg.workers`` local processes).
 
     Returns:
         One record per (objective, N, seed), ordered by objective, then N, then seed.
@@ -447,7 +451,8 @@ def run_overparam(
             if progress is not None:
                 progress(record)
 
-    for _, cell_records in map_in_processes(_cell_single_threaded, tasks, cfg.workers):
+    executor = executor or LocalExecutor(cfg.workers)
+    for _, cell_records in executor.map(_cell_single_threaded, tasks):
         collect(cell_records)
     _load.cache_clear()
 
@@ -643,3 +648,22 @@ __all__ = [
     "upweight_indices",
     "write_plot",
 ]
+
+
+def _run_kind(
+    config: OverparamConfig, reporter: Reporter, executor: Executor | None = None
+) -> list[dict[str, Any]]:
+    return run_overparam(config, executor=executor)
+
+
+def _render(config: OverparamConfig, records: list[dict[str, Any]]) -> list[Any]:
+    return [format_table(records)]
+
+
+def _describe(config: OverparamConfig) -> str:
+    return f"[bold]{config.name}[/]: random features on toy_spurious, N = {config.n_features}"
+
+
+KIND = register_kind(
+    "overparam", config=OverparamConfig, run=_run_kind, render=_render, describe=_describe
+)

@@ -7,10 +7,7 @@ from collections.abc import Mapping
 from rich.table import Table
 
 from stalwart.metrics.group import GroupMetrics
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{100 * value:.1f}"
+from stalwart.report.stats import percent
 
 
 def group_table(metrics: Mapping[str, GroupMetrics], title: str = "") -> Table:
@@ -24,7 +21,7 @@ def group_table(metrics: Mapping[str, GroupMetrics], title: str = "") -> Table:
     for position, name in enumerate(first.group_names):
         cells = []
         for m in metrics.values():
-            cells += [str(m.group_counts[position]), _percent(m.group_accuracy[position])]
+            cells += [str(m.group_counts[position]), percent(m.group_accuracy[position])]
         table.add_row(name, *cells)
     table.add_section()
     rows = {
@@ -35,6 +32,6 @@ def group_table(metrics: Mapping[str, GroupMetrics], title: str = "") -> Table:
     for label, get in rows.items():
         cells = []
         for m in metrics.values():
-            cells += ["", _percent(get(m))]
+            cells += ["", percent(get(m))]
         table.add_row(label, *cells, style="bold" if label == "worst group" else None)
     return table

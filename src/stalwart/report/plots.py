@@ -1,0 +1,63 @@
+"""Plots of results, written atomically as PNG: per-group accuracy bars over methods."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from stalwart.io import atomic_write_bytes
+
+
+def pyplot() -> Any:
+    """Matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: Path, dpi: int = 120) -> None:
+    """Write ``figure`` to ``path`` as PNG, atomically, and close it."""
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
+    pyplot().close(figure)
+
+
+def per_group_bars(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[Mapping[str, float]]],
+    path: Path,
+    *,
+    title: str = "",
+    ylabel: str = "test accuracy (%)",
+) -> None:
+    """A grouped bar chart: one cluster per group, one bar per series (mean, std error bars).
+
+    Args:
+        groups: the group names (x axis).
+        series: for each label (a method), one ``{"mean", "std"}`` fraction per group.
+        path: the PNG to write.
+        title: the chart's title.
+        ylabel: the y axis label (values are shown in percent).
+    """
+    plt = pyplot()
+    width = 0.8 / len(series)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) + 2), 4.0))
+    for k, (label, stats) in enumerate(series.items()):
+        positions = [g + (k - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        means = [100 * s["mean"] for s in stats]
+        errors = [100 * s["std"] for s in stats]
+        means = [0.0 if math.isnan(m) else m for m in means]
+        axes.bar(positions, means, width, yerr=errors, label=label, capsize=2)
+    axes.set_xticks(range(len(groups)), groups)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, 100)
+    axes.set_title(title or "per-group test accuracy")
+    axes.legend(ncol=min(len(series), 6), fontsize="small", loc="upper center",
+                bbox_to_anchor=(0.5, -0.1), frameon=False)  # fmt: skip
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    save_figure(figure, path)
