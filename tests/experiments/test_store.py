@@ -120,3 +120,19 @@ def test_runs_command_groups_and_rejects_unknown_columns(tree):
     assert rows.loc["erm", "test.worst_group_accuracy.mean"] == pytest.approx(0.4)
     bad = CliRunner().invoke(app, ["runs", str(tree), "--columns", "test.acuracy"])
     assert bad.exit_code == 2 and "did you mean 'test.accuracy'" in bad.output
+
+
+def test_runs_tables_are_for_reading(tree):
+    """Percent, one ``m ± s`` cell per metric, short headers; status only where it is news."""
+
+    def markdown(*args):
+        result = CliRunner().invoke(app, ["runs", str(tree), *args, "--format", "markdown"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    grouped = markdown("--where", "status=finished", "--group-by", "method.name")
+    assert "test worst %" in grouped.splitlines()[0]
+    erm_row = next(line for line in grouped.splitlines() if line.startswith("| erm "))
+    assert "40.0 ± 14.1" in erm_row and "85.0 ± 7.1" in erm_row  # worst group, accuracy
+    assert "status" not in markdown("--where", "status=finished").splitlines()[0]
+    assert "unfinished" in markdown()

@@ -1,4 +1,8 @@
-"""What `stalwart runs` prints: the run store's rows (or group means) as a table, CSV or JSON."""
+"""What `stalwart runs` prints: the run store's rows (or group means) as a table, CSV or JSON.
+
+Tables are for reading: accuracies in percent, a group's mean and std in one ``m ± s`` cell,
+short headers. CSV and JSON are for programs: every column, raw values, never wrapped.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import typer
 
 from stalwart.cli import console
@@ -17,14 +22,61 @@ DEFAULT_COLUMNS = (
     "run", "status", "method.name", "train.seed", "best_epoch",
     "val.worst_group_accuracy", "test.accuracy", "test.worst_group_accuracy", "seconds",
 )  # fmt: skip
+DEFAULT_METRICS = ("val.worst_group_accuracy", "test.accuracy", "test.worst_group_accuracy")
+# Long metric names and the short headers tables give them (the value then in percent).
+SHORT = (("worst_group_accuracy", "worst %"), ("weighted_accuracy", "weighted %"),
+         ("accuracy", "acc %"))  # fmt: skip
 
 
-def _cell(value: object) -> str:
+def _header(column: str) -> str:
+    for long, short in SHORT:
+        if column.endswith(long):  # "test.worst_group_accuracy" → "test worst %" (wraps at spaces)
+            return column.removesuffix(long).replace(".", " ") + short
+    return {
+        "method.name": "method",
+        "train.seed": "seed",
+        "best_epoch": "epoch",
+        "seconds": "s",
+    }.get(column, column)
+
+
+def _is_percent(column: str) -> bool:
+    return any(column.endswith(long) for long, _ in SHORT)
+
+
+def _cell(value: object, percent: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if percent and isinstance(value, (int, float)):
+        return f"{100 * value:.1f}"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _mean_std(mean: float, std: float, percent: bool) -> str:
+    if mean != mean:
+        return "-"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if percent else f"{mean:.4g} ± {std:.4g}"
+
+
+def _readable(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells for a table: percent, and ``mean ± std`` merged for group means."""
+    headers, getters = [], []
+    for column in frame.columns:
+        stem = column.rsplit(".", 1)[0]
+        paired = {f"{stem}.mean", f"{stem}.std"} <= set(frame.columns)
+        if paired and column.endswith(".std"):
+            continue  # shown in its mean's cell
+        if paired:
+            headers.append(_header(stem))
+            getters.append(
+                lambda row, s=stem: _mean_std(row[f"{s}.mean"], row[f"{s}.std"], _is_percent(s))
+            )
+        else:
+            headers.append(_header(column))
+            getters.append(lambda row, c=column: _cell(row[c], _is_percent(c)))
+    return headers, [[get(row) for get in getters] for _, row in frame.iterrows()]
 
 
 def show_runs(
@@ -43,15 +95,15 @@ def show_runs(
     if frame.empty:
         console.print(f"no runs under {path}" + (" match the filters" if where else ""))
         return
-    if group_by:
-        keys = names(group_by)
-        metrics = names(columns) if columns else [
-            c for c in ("val.worst_group_accuracy", "test.accuracy", "test.worst_group_accuracy")
-            if c in frame.columns
-        ]  # fmt: skip
+    keys = names(group_by) if group_by else []
+    if keys:
+        metrics = names(columns) if columns else [c for c in DEFAULT_METRICS if c in frame]
         frame = aggregate(frame, keys, metrics)
     else:
-        wanted = names(columns) if columns else [c for c in DEFAULT_COLUMNS if c in frame.columns]
+        wanted = names(columns) if columns else [c for c in DEFAULT_COLUMNS if c in frame]
+        readable = format in ("table", "markdown")
+        if readable and not columns and (frame["status"] == "finished").all():
+            wanted.remove("status")  # say it only where some run is not
         missing = [c for c in wanted if c not in frame.columns]
         if missing:
             choices = list(frame.columns)
@@ -62,16 +114,16 @@ def show_runs(
     # Machine-readable formats go to stdout as they are: never wrapped at the terminal's width.
     if format == "csv":
         typer.echo(frame.to_csv(index=False), nl=False)
-    elif format == "json":
+        return
+    if format == "json":
         records = json.loads(frame.to_json(orient="records"))  # NaN → null, numpy → plain
         typer.echo(json.dumps(records, indent=2))
+        return
+    headers, rows = _readable(frame)
+    table = ResultTable(headers, title=f"{len(frame)} rows from {path}", fold={headers[0]})
+    for row in rows:
+        table.add(*row)
+    if format == "markdown":
+        typer.echo(table.markdown(), nl=False)
     else:
-        table = ResultTable(
-            list(frame.columns), title=f"{len(frame)} rows from {path}", fold=set(frame.columns)
-        )
-        for row in frame.itertuples(index=False):
-            table.add(*(_cell(v) for v in row))
-        if format == "markdown":
-            typer.echo(table.markdown(), nl=False)
-        else:
-            console.print(table.rich())
+        console.print(table.rich())

@@ -21,7 +21,7 @@ class ResultTable:
         rows: one list of cells per row.
         title: shown above the terminal table.
         bold: positions of rows to print in bold (a selected trial, the best method).
-        fold: columns whose long cells wrap in the terminal instead of being cut.
+        fold: columns of long text (settings, paths): left-aligned like the first column.
     """
 
     columns: Sequence[str]
@@ -45,7 +45,8 @@ class ResultTable:
             out.add_column(
                 column,
                 justify="left" if position == 0 or column in self.fold else "right",
-                overflow="fold" if column in self.fold else "ellipsis",
+                overflow="fold",  # a results table never cuts a figure short
+                no_wrap=position == 0,  # row labels stay whole
             )
         for position, row in enumerate(self.rows):
             out.add_row(*row, style="bold" if position in self.bold else None)
