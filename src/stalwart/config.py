@@ -371,10 +371,13 @@ def describe(
             lines.append(f"{source}: unknown key {location!r}{hint}; valid keys: {valid}")
         elif item["type"] == "missing":
             lines.append(f"{source}: missing required key {location!r}")
+        elif not item["loc"]:  # a rule over the whole config: its message names the keys
+            lines.append(f"{source}: {item['msg'].removeprefix('Value error, ')}")
         else:
             bounds = _range(item["loc"], root or RunConfig) if item["type"] in _BOUNDS else ""
+            message = item["msg"].removeprefix("Value error, ")
             lines.append(
-                f"{source}: {location}: {item['msg']}{bounds}; got {shorten(item.get('input'))}"
+                f"{source}: {location}: {message}{bounds}; got {shorten(item.get('input'))}"
             )
     if len(items) > MAX_ERROR_LINES:
         lines.append(f"{source}: ... and {len(items) - MAX_ERROR_LINES} more problems")

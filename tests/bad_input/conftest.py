@@ -29,6 +29,7 @@ def expect_clean_error(result, mentions: Iterable[str] = (), exit_code: int = 2)
     assert "Traceback" not in output, output
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"raised {type(result.exception).__name__}: {result.exception}")
+    assert "Value error," not in output and ": : " not in output, f"pydantic's wording:\n{output}"
     for text in mentions:
         assert text in output, f"{text!r} not in:\n{output}"
     return output
