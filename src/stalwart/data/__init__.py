@@ -14,15 +14,18 @@ from stalwart.data.catalog import REQUIRES, SOURCES
 from stalwart.data.core import Batch, GroupedDataset, Splits
 from stalwart.data.loader import iterate_batches
 from stalwart.data.packages import PACKAGES, package
+from stalwart.data.shifts import SHIFTS, available_shifts
 from stalwart.data.storage import data_home
 
 __all__ = [
     "PACKAGES",
     "REQUIRES",
+    "SHIFTS",
     "SOURCES",
     "Batch",
     "GroupedDataset",
     "Splits",
+    "available_shifts",
     "data_home",
     "iterate_batches",
     "load",
@@ -33,9 +36,13 @@ __all__ = [
 def load(name: str, **params: Any) -> Splits:
     """Load the dataset ``name`` as train/val/test splits; ``params`` go to its source.
 
+    Every source also takes ``shifts``: a list of shift names (``available_shifts(name)``),
+    each added to ``Splits.extra`` as a shifted evaluation set, e.g.
+    ``load("fashion_mnist", shifts=["gaussian_noise_3", "rotation_5"])``.
+
     Raises:
-        ConfigError: unknown name or parameter (the closest valid one is suggested), or a
-            parameter of the wrong type or out of range.
+        ConfigError: unknown name or parameter (the closest valid one is suggested), a
+            parameter of the wrong type or out of range, or a shift that does not apply.
         DataMissingError: a data package the source reads is not installed; the message
             gives the command that installs it.
     """

@@ -3,6 +3,7 @@
 from stalwart.data.sources import (  # noqa: F401
     celeba,
     civilcomments,
+    gaussian_shift,
     images,
     multinli,
     sklearn_bundled,
