@@ -40,10 +40,13 @@ class AccuracyTable:
     Attributes:
         frame: the table as a DataFrame of floats, indexed by model name, NaN where missing.
         source: where it was read from, for messages (a path, or ``"DataFrame"``).
+        in_distribution: settings known to be in-distribution (a testbed's ``val`` and
+            ``test``): never counted among the shifts that ``--ood all`` stands for.
     """
 
     frame: pd.DataFrame
     source: str = "DataFrame"
+    in_distribution: tuple[str, ...] = ()
 
     @property
     def settings(self) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -52,16 +53,23 @@ def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(
+    path: Path, remedy: str = "delete it to evaluate that model again"
+) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, or a DataError that names it and says ``remedy``."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            # np.load also reads a lone .npy array, which has no named arrays to look up.
+            raise ValueError("it holds one array (.npy), not named arrays (.npz)")
+        with archive:
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise DataMissingError(f"{path} does not exist") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+    # A damaged compressed member fails only when read, with zlib's own error.
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DataError(
-            f"{path} is not a readable stalwart array file ({error}); delete it to evaluate "
-            "that model again"
+            f"{path} is not a readable stalwart array file ({error}); {remedy}"
         ) from None
 
 
@@ -87,6 +95,9 @@ def read_outputs(model_dir: Path) -> dict[str, Outputs]:
         raise DataError(
             f"{model_dir / OUTPUTS} lacks {missing}; delete it to evaluate again"
         ) from None
+    except DataError as error:
+        # Outputs' own check (lengths, finite scores) does not know which file it read.
+        raise DataError(f"{model_dir / OUTPUTS}: {error}; delete it to evaluate again") from None
 
 
 def write_labels(testbed: Path, labels: Mapping[str, np.ndarray]) -> None:
@@ -109,7 +120,9 @@ class Testbed:
                 f"{self.path} is not a testbed folder (no {LABELS}); run a `kind: testbed` "
                 "config first, or give a CSV of accuracies"
             )
-        self.labels = _load_npz(self.path / LABELS)
+        self.labels = _load_npz(
+            self.path / LABELS, "delete it and run the testbed again to write the labels"
+        )
         model_dirs = sorted(p for p in (self.path / "models").glob("*") if is_finished(p))
         if not model_dirs:
             raise DataMissingError(f"{self.path} has no finished models yet; run the testbed")
