@@ -136,11 +136,21 @@ def test_atc_score_option_chooses_the_score():
 
 def test_atc_threshold_matches_the_count_of_correct_predictions():
     scores = np.array([0.3, 0.1, 0.9, 0.7])
-    assert atc_threshold(scores, 2) == 0.3  # 0.7 and 0.9 above
-    assert atc_threshold(scores, 4) == -np.inf  # everything above
-    assert atc_threshold(scores, 0) == 0.9  # nothing above
-    # Ties: 3 above (t = 0.1) or 1 above (t = 0.5) are equally close to 2; the lower wins.
-    assert atc_threshold(np.array([0.1, 0.5, 0.5, 0.9]), 2) == 0.1
+    assert atc_threshold(scores, 2) == (0.3, 0.0)  # 0.7 and 0.9 above
+    assert atc_threshold(scores, 4) == (-np.inf, 0.0)  # everything above
+    assert atc_threshold(scores, 0) == (0.9, 0.0)  # nothing above
+    # Ties: one score above 0.5 and two at it; the second correct one is half of each tie.
+    assert atc_threshold(np.array([0.1, 0.5, 0.5, 0.9]), 2) == (0.5, 0.5)
+
+
+def test_atc_shares_tied_scores_out_so_a_model_without_confidences_gets_its_id_accuracy():
+    # A 1-nearest-neighbour model is certain of everything: every score ties. 3 of 4 ID
+    # predictions are right, so each tied example counts 3/4, on ID and OOD alike.
+    certain = binary_outputs([True, True, True, False], [1.0, 1.0, 1.0, 1.0])
+    ood = binary_outputs([True, False, False, False, False], [1.0] * 5)
+    pool = ModelPool(("knn",), (certain,), id_labels(4), (ood,))
+    for score in ("negative_entropy", "confidence"):
+        assert predict(pool, "atc", score=score)[0] == pytest.approx(0.75)
 
 
 # ---------------------------------------------------------------- DoC

@@ -217,3 +217,22 @@ def test_local_processes_and_ray_give_the_same_accuracies(tmp_path):
         tables[executor] = (tmp_path / executor / "accuracies.csv").read_text()
     assert tables["ray"] == tables["local"]
     assert len(tables["ray"].splitlines()) == 4
+
+
+def test_evaluate_prints_each_predictors_mean_absolute_error_per_shift(testbed):
+    root, _ = testbed
+    result = CliRunner().invoke(
+        app, ["shift", "evaluate", str(root), "--format", "json", "--method", "naive",
+              "--method", "aline-d"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)["mean_absolute_error"]
+    assert list(found) == SHIFTS  # the shifts, never val or test
+    bed = Folder(root)
+    truth = bed.accuracies()
+    for shift in SHIFTS:
+        pool = bed.pool("val", shift)
+        true = truth.loc[list(pool.names), shift].to_numpy()
+        for name in ("naive", "aline-d"):
+            expected = np.abs(predict(pool, name) - true).mean()
+            assert found[shift][name] == pytest.approx(expected)

@@ -303,3 +303,65 @@ def predict(
             cells += [f"{100 * truth:.2f}", f"{100 * (value - truth):+.2f}"]
         table.add(*cells)
     console.print(table.rich())
+
+
+@shift_app.command()
+@friendly_errors
+def evaluate(
+    testbed: Annotated[Path, typer.Argument(help="A testbed folder (kind: testbed).")],
+    id_set: Annotated[
+        str, typer.Option("--id", help="The labelled in-distribution set the predictors read.")
+    ] = "val",
+    ood: OodOption = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="A predictor (repeatable): naive, atc, doc, aline-s, aline-d (all)."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """How well each label-free predictor predicts every testbed model's accuracy under shift.
+
+    For each shift, every predictor predicts each model's accuracy from unlabelled shifted
+    inputs (and the labelled ID set); the table gives the mean absolute error against the true
+    accuracy, in points (ATC: Garg et al., arXiv 2201.04234; DoC: Guillory et al., arXiv
+    2107.03315; ALine: Baek et al., arXiv 2206.13089).
+    """
+    from stalwart.report import ResultTable
+    from stalwart.shift.fits import choose_ood_settings, read_accuracies
+    from stalwart.shift.predictors import DEFAULT_PREDICTORS, evaluate_predictors
+    from stalwart.shift.testbed_io import Testbed
+
+    if format not in FORMATS:
+        raise ConfigError(
+            f"unknown format {format!r}{closest(format, FORMATS)}; choose from {list(FORMATS)}"
+        )
+    names = method or list(DEFAULT_PREDICTORS)
+    bed = Testbed(testbed)
+    bed.check_set(id_set)
+    table = read_accuracies(testbed)
+    # `all` means the shifts: neither val nor test, whichever is the ID set here.
+    shifts = [s for s in choose_ood_settings(table, "test", ood or "all") if s != id_set]
+    accuracy = bed.accuracies()
+    pools = {shift: bed.pool(id_set, shift) for shift in shifts}
+    truth = {shift: accuracy.loc[list(pools[shift].names), shift].to_numpy() for shift in shifts}
+    summary = evaluate_predictors(pools, truth, names)
+    mae = summary.pivot(index="shift", columns="predictor", values="mean_absolute_error")
+    mae = mae.loc[shifts, names]
+    if format == "json":
+        errors = {
+            "id": id_set,
+            "models": len(bed.models),
+            "mean_absolute_error": mae.to_dict("index"),
+        }
+        typer.echo(json.dumps(errors, indent=2))
+        return
+    out = ResultTable(
+        ["shift", "true acc %", *names],
+        title=f"mean absolute error (points) predicting {len(bed.models)} models' accuracy on "
+        f"each shift, without its labels; ID set {id_set}",
+    )
+    for shift in shifts:
+        out.add(shift, f"{100 * truth[shift].mean():.1f}",
+                *(f"{100 * mae.loc[shift, n]:.1f}" for n in names))  # fmt: skip
+    out.add("mean", "", *(f"{100 * mae[n].mean():.1f}" for n in names))
+    console.print(out.rich())

@@ -168,17 +168,24 @@ def naive() -> Predictor:
     return predictor
 
 
-def atc_threshold(id_scores: np.ndarray, n_correct: int) -> float:
-    """The threshold t with as many ID scores strictly above t as there are correct predictions.
+def atc_threshold(id_scores: np.ndarray, n_correct: int) -> tuple[float, float]:
+    """The threshold t and tie weight q that count exactly ``n_correct`` ID examples.
 
-    Candidates are −∞ and every distinct score; the one whose count above is closest to
-    ``n_correct`` wins (the lowest such candidate when tied scores make two equally close).
-    Without ties at the boundary the count matches exactly.
+    An example counts 1 if its score is above t and q if it equals t, so that
+    #{s > t} + q·#{s = t} = ``n_correct`` exactly. t is the lowest of −∞ and the distinct
+    scores with at most ``n_correct`` scores strictly above it. Without ties at the boundary
+    q is 0 and this is Garg et al.'s threshold; with ties (a k-nearest-neighbour model whose
+    every confidence is 1, say), no threshold alone can match the ID accuracy, and the weight
+    shares the tied examples out, as a randomised threshold would in expectation.
     """
     scores = np.sort(np.asarray(id_scores, dtype=np.float64))
     candidates = np.concatenate([[-np.inf], np.unique(scores)])
     above = len(scores) - np.searchsorted(scores, candidates, side="right")
-    return float(candidates[np.argmin(np.abs(above - n_correct))])
+    chosen = int(np.flatnonzero(above <= n_correct)[0])
+    threshold = float(candidates[chosen])
+    tied = int((scores == threshold).sum())
+    weight = (n_correct - int(above[chosen])) / tied if tied else 0.0
+    return threshold, weight
 
 
 @PREDICTORS.register("atc")
@@ -190,7 +197,8 @@ def atc(*, score: Score = "negative_entropy") -> Predictor:
     ID set, pick the threshold t at which the fraction of examples with score s(x) > t equals
     the ID accuracy; predict
 
-        acc_OOD ≈ mean over OOD examples of 1[s(x) > t].
+        acc_OOD ≈ mean over OOD examples of 1[s(x) > t]   (+ q·1[s(x) = t] for ties, see
+                                                            ``atc_threshold``).
 
     The score is the negative entropy Σ p log p of the softmax (ATC-NE, the paper's better
     variant, the default) or the maximum softmax probability (``score="confidence"``, ATC-MC).
@@ -205,9 +213,10 @@ def atc(*, score: Score = "negative_entropy") -> Predictor:
         predicted = []
         for id_output, ood_output in zip(pool.id_outputs, pool.ood_outputs, strict=True):
             n_correct = int((id_output.predictions == pool.id_labels).sum())
-            threshold = atc_threshold(getattr(id_output, score), n_correct)
+            threshold, weight = atc_threshold(getattr(id_output, score), n_correct)
             ood_scores = np.asarray(getattr(ood_output, score), dtype=np.float64)
-            predicted.append(float((ood_scores > threshold).mean()))
+            counted = (ood_scores > threshold) + weight * (ood_scores == threshold)
+            predicted.append(float(counted.mean()))
         return np.array(predicted)
 
     return predictor
