@@ -39,3 +39,16 @@ def test_the_package_loads_its_parts_only_when_asked():
     assert not {m for m in loaded if m.startswith("stalwart.")}, "import stalwart loads nothing"
     out = fresh_import("stalwart", "from stalwart import fit, evaluate; print(fit.__module__)")
     assert out.strip() == "stalwart.recipes.train"
+
+
+def test_the_accuracy_line_api_loads_without_torch():
+    report = (
+        "import sys, json; from stalwart.shift import fit_line, predict, ModelPool\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    loaded = set(json.loads(fresh_import("stalwart.shift", report)))
+    assert "torch" not in loaded and "stalwart.shift.testbed_io" not in loaded
+    out = fresh_import(
+        "stalwart.shift", "from stalwart.shift import Testbed; print(Testbed.__name__)"
+    )
+    assert out.strip() == "Testbed"

@@ -85,6 +85,19 @@ def test_cnn_deep_on_small_images():
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 2)
 
 
+@pytest.mark.parametrize(
+    ("shape", "depth", "features"),
+    [((1, 28, 28), 2, 8 * 7 * 7), ((2, 56, 28), 1, 4 * 28 * 14), ((1, 8, 8), 3, 16 * 2 * 2)],
+)
+def test_cnn_flatten_head_reads_every_position(shape, depth, features):
+    model = build("cnn", (shape, 3), width=4, depth=depth, head="flatten")
+    assert model.head.in_features == features
+    x = torch.randn(2, *shape)
+    assert model.features(x).shape == (2, features)
+    # Not translation-blind like the average head: moving the input changes the features.
+    assert not torch.allclose(model.features(x), model.features(x.roll(3, -1)))
+
+
 def test_unknown_model_lists_choices():
     with pytest.raises(ConfigError, match=r"unknown model 'resnt'.*'resnet'.*choose from"):
         build("resnt", ((1, 8, 8), 2))
@@ -107,6 +120,7 @@ def test_invalid_value_message():
         ("cnn", {"width": 0}, "width"),
         ("cnn", {"depth": -1}, "depth"),
         ("cnn", {"width": "wide"}, "width"),
+        ("cnn", {"head": "max"}, "head.*'average' or 'flatten'"),
         ("resnet", {"width": 0}, "width"),
         ("resnet", {"depth": 12}, r"depth must be one of \[10, 18, 34\]"),
         ("mlp", {"dropout": 1.0}, "dropout"),

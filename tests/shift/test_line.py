@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from stalwart.errors import ConfigError, DataError
-from stalwart.shift.line import Line, fit_line
+from stalwart.shift.line import Line, cross_validated_predictions, fit_line
 from stalwart.shift.scaling import EPS, SCALES, to_accuracy, to_scale
 
 
@@ -238,3 +238,34 @@ def test_summary_and_json():
     for ours, theirs in zip(back.predict(grid), fitted.predict(grid), strict=True):
         np.testing.assert_array_equal(ours, theirs)
     assert "draws" not in fitted.to_dict()
+
+
+def test_cross_validated_line_uses_only_the_other_models():
+    id_acc, ood_acc = noisy_pool(n=20)
+    predicted = cross_validated_predictions(id_acc, ood_acc, folds=4, seed=3)
+    order = np.random.default_rng(3).permutation(20)
+    for held_out in np.array_split(order, 4):
+        rest = np.setdiff1d(np.arange(20), held_out)
+        line = fit_line(id_acc[rest], ood_acc[rest], bootstrap=0)
+        np.testing.assert_allclose(predicted[held_out], line.predict(id_acc[held_out]).ood_acc)
+    # Leave-one-out on a noiseless line is exact, and no model's own OOD label is read.
+    z = 0.7 * to_scale(id_acc, "probit") - 0.2
+    exact = to_accuracy(z, "probit")
+    np.testing.assert_allclose(cross_validated_predictions(id_acc, exact, folds=20), exact)
+    corrupted = exact.copy()
+    corrupted[5] = 0.01
+    assert cross_validated_predictions(id_acc, corrupted, folds=20)[5] == pytest.approx(exact[5])
+
+
+@pytest.mark.parametrize("folds", [1, 21, 2.5, True])
+def test_cross_validated_line_checks_its_folds(folds):
+    id_acc, ood_acc = noisy_pool(n=20)
+    with pytest.raises(ConfigError, match="folds must be a whole number from 2 to 20"):
+        cross_validated_predictions(id_acc, ood_acc, folds=folds)
+
+
+def test_cross_validated_line_needs_three_models_outside_each_fold():
+    id_acc, ood_acc = noisy_pool(n=5)
+    assert np.isfinite(cross_validated_predictions(id_acc, ood_acc, folds=3)).all()  # 3 outside
+    with pytest.raises(DataError, match="with 5 models in 2 folds a line is fitted on 2 models"):
+        cross_validated_predictions(id_acc, ood_acc, folds=2)

@@ -117,3 +117,23 @@ def test_a_setting_that_cannot_be_fitted_is_named():
     frame = FRAME.assign(sparse=[0.5, np.nan, np.nan, np.nan, np.nan, np.nan, 0.6, np.nan])
     with pytest.raises(DataError, match="cannot fit 'sparse' against 'test'"):
         line_figure(frame, "test", "all", bootstrap=0)
+
+
+def test_families_get_one_colour_and_legend_entry_each():
+    from stalwart.shift.table import read_accuracy_table
+
+    table = read_accuracy_table(FRAME)
+    families = ("mlp", "knn") * 4
+    table = type(table)(table.frame, table.source, families=families)
+    figure = line_figure(table, "test", ["digits"], "probit", bootstrap=0)
+    (axes,) = figure.axes
+    points = [c for c in axes.collections if isinstance(c, PathCollection)]
+    assert [p.get_label() for p in points] == ["knn", "mlp"]
+    keep = FRAME["digits"].notna().to_numpy()
+    for collection in points:
+        mine = keep & (np.array(families) == collection.get_label())
+        expected = np.column_stack([norm.ppf(FRAME["test"][mine]), norm.ppf(FRAME["digits"][mine])])
+        np.testing.assert_allclose(collection.get_offsets(), expected, rtol=1e-12)
+    colours = {tuple(p.get_facecolor()[0]) for p in points}
+    assert len(colours) == 2
+    plt.close(figure)

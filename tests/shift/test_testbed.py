@@ -17,6 +17,7 @@ from stalwart.experiments.executors import LocalExecutor
 from stalwart.experiments.kinds import Reporter
 from stalwart.experiments.kinds.testbed import run_testbed
 from stalwart.experiments.run import load_run, run
+from stalwart.shift.line import cross_validated_predictions
 from stalwart.shift.predictors import ModelPool, predict
 from stalwart.shift.testbed import (
     evaluation_sets,
@@ -81,6 +82,12 @@ def test_a_run_writes_the_testbed_format_and_testbed_reads_it_back(testbed):
     assert sorted(models["family"]) == ["cnn", "knn", "logistic", "logistic", "mlp", "mlp"]
     assert json.loads(models.loc[models["family"] == "mlp", "hidden"].iloc[0]) in ([16], [32])
     assert {line["shift"] for line in result["lines"]} == set(SHIFTS)
+    families = {row["family"]: row for row in result["families"]}
+    assert {f: row["models"] for f, row in families.items()} == {
+        "mlp": 2, "cnn": 1, "logistic": 2, "knn": 1}  # fmt: skip
+    mlps = csv.loc[models.index[models["family"] == "mlp"], "test"]
+    assert families["mlp"]["min"] == mlps.min() and families["mlp"]["max"] == mlps.max()
+    assert families["mlp"]["seconds"] == pytest.approx(models.loc[mlps.index, "seconds"].sum())
 
 
 def test_running_again_skips_finished_models_and_redoes_an_interrupted_one(testbed, tmp_path):
@@ -223,7 +230,7 @@ def test_evaluate_prints_each_predictors_mean_absolute_error_per_shift(testbed):
     root, _ = testbed
     result = CliRunner().invoke(
         app, ["shift", "evaluate", str(root), "--format", "json", "--method", "naive",
-              "--method", "aline-d"],
+              "--method", "aline-d", "--folds", "3"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     found = json.loads(result.output)["mean_absolute_error"]
@@ -236,3 +243,48 @@ def test_evaluate_prints_each_predictors_mean_absolute_error_per_shift(testbed):
         for name in ("naive", "aline-d"):
             expected = np.abs(predict(pool, name) - true).mean()
             assert found[shift][name] == pytest.approx(expected)
+        labelled = cross_validated_predictions(truth.loc[list(pool.names), "val"], true, folds=3)
+        assert found[shift]["labelled line"] == pytest.approx(np.abs(labelled - true).mean())
+
+
+def test_evaluate_restricts_to_families(testbed):
+    root, _ = testbed
+    result = CliRunner().invoke(
+        app, ["shift", "evaluate", str(root), "--format", "json", "--family", "mlp",
+              "--family", "logistic", "--method", "aline-s", "--folds", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["models"] == 4 and found["families"] == ["mlp", "logistic"]
+    bed = Folder(root)
+    models = bed.family_models(["mlp", "logistic"])
+    assert sorted(bed.info(m)["family"] for m in models) == ["logistic"] * 2 + ["mlp"] * 2
+    pool = bed.pool("val", SHIFTS[0], models)
+    true = bed.accuracies().loc[models, SHIFTS[0]].to_numpy()
+    expected = np.abs(predict(pool, "aline-s") - true).mean()
+    assert found["mean_absolute_error"][SHIFTS[0]]["aline-s"] == pytest.approx(expected)
+    few = CliRunner().invoke(app, ["shift", "evaluate", str(root), "--family", "mlp",
+                                   "--family", "logistic", "--folds", "2"])  # fmt: skip
+    assert few.exit_code != 0 and "a line is fitted on 2 models" in few.output
+    wrong = CliRunner().invoke(app, ["shift", "evaluate", str(root), "--family", "resnte"])
+    assert wrong.exit_code != 0
+    assert "no finished 'resnte' model" in wrong.output and "['cnn', 'knn'" in wrong.output
+
+
+def test_fit_and_read_accuracies_select_families(testbed):
+    from stalwart.shift.fits import read_accuracies
+
+    root, _ = testbed
+    table = read_accuracies(root, families=["mlp", "knn"])
+    bed = Folder(root)
+    assert sorted(table.models) == sorted(bed.family_models(["mlp", "knn"])) and len(table) == 3
+    assert table.families == tuple(bed.info(m)["family"] for m in table.models)
+    assert read_accuracies(root).families.count("logistic") == 2  # recorded for every testbed
+    with pytest.raises(ConfigError, match="selects models of a testbed folder"):
+        read_accuracies(root / "accuracies.csv", families=["mlp"])
+    result = CliRunner().invoke(
+        app, ["shift", "fit", str(root), "--family", "mlp", "--family", "logistic",
+              "--format", "json", "--bootstrap", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert all(line["n"] == 4 for line in json.loads(result.output)["lines"].values())

@@ -56,12 +56,24 @@ ModelColumnOption = Annotated[
 BootstrapOption = Annotated[int, typer.Option(help="Bootstrap refits per line (0: none).")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the bootstrap.")]
 OutputOption = Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")]
+FamilyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--family",
+        help="Only a testbed's models of this family (repeatable): mlp, cnn, resnet, logistic, "
+        "knn, forest, random_features. Default: every model.",
+    ),
+]
 
 
-def _table(source: Path, percent: bool, model_column: str | None) -> Any:
+def _table(
+    source: Path, percent: bool, model_column: str | None, families: list[str] | None
+) -> Any:
     from stalwart.shift.fits import read_accuracies
 
-    return read_accuracies(source, percent=percent, model_column=model_column)
+    return read_accuracies(
+        source, percent=percent, model_column=model_column, families=families or None
+    )
 
 
 def _number(value: float) -> float | None:
@@ -175,6 +187,7 @@ def fit(
     scale: ScaleOption = "probit",
     percent: PercentOption = False,
     model_column: ModelColumnOption = None,
+    family: FamilyOption = None,
     bootstrap: BootstrapOption = 1000,
     seed: SeedOption = 0,
     predict: Annotated[
@@ -200,7 +213,7 @@ def fit(
         )
     check_scale(scale)
     wanted = _check_predict(predict or [], percent)
-    table = _table(source, percent, model_column)
+    table = _table(source, percent, model_column, family)
     lines = fit_lines(table, id_setting, ood or "all", scale, bootstrap=bootstrap, seed=seed)
     predictions = {name: [line.predict(acc) for acc in wanted] for name, line in lines.items()}
     predictions = {name: found for name, found in predictions.items() if found}
@@ -225,6 +238,7 @@ def plot(
     scale: ScaleOption = "probit",
     percent: PercentOption = False,
     model_column: ModelColumnOption = None,
+    family: FamilyOption = None,
     bootstrap: BootstrapOption = 1000,
     seed: SeedOption = 0,
     output: OutputOption = Path("lines.png"),
@@ -238,7 +252,7 @@ def plot(
     from stalwart.shift.scaling import check_scale
 
     check_scale(scale)
-    table = _table(source, percent, model_column)
+    table = _table(source, percent, model_column, family)
     written = plot_lines(
         table, id_setting, ood or "all", scale, output, bootstrap=bootstrap, seed=seed
     )
@@ -317,6 +331,10 @@ def evaluate(
         list[str] | None,
         typer.Option(help="A predictor (repeatable): naive, atc, doc, aline-s, aline-d (all)."),
     ] = None,
+    family: FamilyOption = None,
+    folds: Annotated[
+        int, typer.Option(help="Folds of the labelled line, the supervised reference column.")
+    ] = 5,
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """How well each label-free predictor predicts every testbed model's accuracy under shift.
@@ -324,10 +342,15 @@ def evaluate(
     For each shift, every predictor predicts each model's accuracy from unlabelled shifted
     inputs (and the labelled ID set); the table gives the mean absolute error against the true
     accuracy, in points (ATC: Garg et al., arXiv 2201.04234; DoC: Guillory et al., arXiv
-    2107.03315; ALine: Baek et al., arXiv 2206.13089).
+    2107.03315; ALine: Baek et al., arXiv 2206.13089). The last column is the reference that
+    *does* read OOD labels: each model's accuracy read off the accuracy line (arXiv
+    2107.04649) of the other models, fitted in ``--folds`` cross-validation folds.
     """
+    import numpy as np
+
     from stalwart.report import ResultTable
     from stalwart.shift.fits import choose_ood_settings, read_accuracies
+    from stalwart.shift.line import cross_validated_predictions
     from stalwart.shift.predictors import DEFAULT_PREDICTORS, evaluate_predictors
     from stalwart.shift.testbed_io import Testbed
 
@@ -338,30 +361,40 @@ def evaluate(
     names = method or list(DEFAULT_PREDICTORS)
     bed = Testbed(testbed)
     bed.check_set(id_set)
+    models = bed.family_models(family)
     table = read_accuracies(testbed)
     # `all` means the shifts: neither val nor test, whichever is the ID set here.
     shifts = [s for s in choose_ood_settings(table, "test", ood or "all") if s != id_set]
-    accuracy = bed.accuracies()
-    pools = {shift: bed.pool(id_set, shift) for shift in shifts}
-    truth = {shift: accuracy.loc[list(pools[shift].names), shift].to_numpy() for shift in shifts}
+    accuracy = bed.accuracies().loc[models]
+    pools = {shift: bed.pool(id_set, shift, models) for shift in shifts}
+    truth = {shift: accuracy[shift].to_numpy() for shift in shifts}
     summary = evaluate_predictors(pools, truth, names)
     mae = summary.pivot(index="shift", columns="predictor", values="mean_absolute_error")
     mae = mae.loc[shifts, names]
+    labelled = "labelled line"
+    mae[labelled] = [
+        np.abs(
+            cross_validated_predictions(accuracy[id_set], truth[shift], folds=folds) - truth[shift]
+        ).mean()
+        for shift in shifts
+    ]
+    which = f"{len(models)} models" + (f" ({', '.join(family)})" if family else "")
     if format == "json":
         errors = {
             "id": id_set,
-            "models": len(bed.models),
+            "models": len(models),
+            "families": family or None,
             "mean_absolute_error": mae.to_dict("index"),
         }
         typer.echo(json.dumps(errors, indent=2))
         return
     out = ResultTable(
-        ["shift", "true acc %", *names],
-        title=f"mean absolute error (points) predicting {len(bed.models)} models' accuracy on "
-        f"each shift, without its labels; ID set {id_set}",
+        ["shift", "true acc %", *names, f"{labelled} ({folds}-fold, OOD labels)"],
+        title=f"mean absolute error (points) predicting {which}' accuracy on each shift "
+        f"without its labels; ID set {id_set}",
     )
     for shift in shifts:
         out.add(shift, f"{100 * truth[shift].mean():.1f}",
-                *(f"{100 * mae.loc[shift, n]:.1f}" for n in names))  # fmt: skip
-    out.add("mean", "", *(f"{100 * mae[n].mean():.1f}" for n in names))
+                *(f"{100 * mae.loc[shift, n]:.1f}" for n in [*names, labelled]))  # fmt: skip
+    out.add("mean", "", *(f"{100 * mae[n].mean():.1f}" for n in [*names, labelled]))
     console.print(out.rich())

@@ -36,6 +36,7 @@ def read_accuracies(
     *,
     percent: bool = False,
     model_column: str | None = None,
+    families: Sequence[str] | None = None,
 ) -> AccuracyTable:
     """The accuracies in ``source``: one row per model, one column per evaluation setting.
 
@@ -45,12 +46,22 @@ def read_accuracies(
             DataFrame (read by ``read_accuracy_table``), or an ``AccuracyTable`` (returned as is).
         percent: a CSV's or DataFrame's values are percentages in [0, 100].
         model_column: the column of a CSV or DataFrame holding model names.
+        families: only the models of these families (a testbed's ``mlp``, ``cnn``, ...); the
+            table records every model's family either way.
 
     Raises:
-        DataError: the source is missing, or not a testbed, or its cells are wrong.
+        DataError: the source is missing, or not a testbed, or its cells are wrong, or a
+            family has no finished model in the testbed.
         DataMissingError: a folder that is not a testbed, or one with no finished models.
-        ConfigError: ``percent`` or ``model_column`` given for a testbed.
+        ConfigError: ``percent`` or ``model_column`` given for a testbed, ``families`` for
+            anything else.
     """
+    path = Path(source) if isinstance(source, str | os.PathLike) else None
+    if families is not None and (path is None or not path.is_dir()):
+        raise ConfigError(
+            "--family (families) selects models of a testbed folder, whose models.json name "
+            f"their family; {source if path else type(source).__name__} is a table"
+        )
     if isinstance(source, AccuracyTable):
         return source
     if not isinstance(source, str | os.PathLike):
@@ -71,9 +82,15 @@ def read_accuracies(
             )
         from stalwart.shift.testbed_io import Testbed
 
-        table = read_accuracy_table(Testbed(path).accuracies())
+        bed = Testbed(path)
+        models = bed.family_models(families)
+        table = read_accuracy_table(bed.accuracies().loc[models])
+        chosen = f" ({', '.join(families)})" if families else ""
         # val and test are the testbed's in-distribution sets, not shifts to fit.
-        return dataclasses.replace(table, source=f"testbed {path}", in_distribution=IN_DISTRIBUTION)
+        return dataclasses.replace(
+            table, source=f"testbed {path}{chosen}", in_distribution=IN_DISTRIBUTION,
+            families=tuple(bed.info(model)["family"] for model in table.models),
+        )  # fmt: skip
     if not path.exists():
         raise DataError(
             f"{path} does not exist; give a testbed folder (with labels.npz) or a CSV file of "

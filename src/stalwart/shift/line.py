@@ -419,3 +419,50 @@ def fit_line(
         level=float(level),
         draws=draws,
     )
+
+
+def cross_validated_predictions(
+    id_acc: Any, ood_acc: Any, scale: str = "probit", *, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Each model's OOD accuracy read off a line fitted on the *other* models' OOD labels.
+
+    The supervised reference for the label-free predictors of ``stalwart.shift.predictors``:
+    what accuracy on the line (arXiv 2107.04649) gives when some models have been evaluated
+    with OOD labels. Models are split into ``folds`` seeded folds; each fold's OOD accuracies
+    are predicted from its ID accuracies by the line of the remaining folds.
+
+    Args:
+        id_acc: in-distribution accuracy of each model, fractions in [0, 1].
+        ood_acc: out-of-distribution accuracy of the same models.
+        scale: ``"probit"``, ``"logit"`` or ``"linear"``.
+        folds: number of folds, 2 to the number of models (that many: leave one out).
+        seed: seed of the fold assignment.
+
+    Returns:
+        (models,) predicted OOD accuracies, NaN where a model's ID accuracy is missing.
+
+    Raises:
+        ConfigError: ``folds`` below 2 or above the number of models.
+        DataError: fewer than 3 models outside a fold, or as ``fit_line`` for a fold whose
+            remaining models admit no line.
+    """
+    x_acc, y_acc = _pair(id_acc, ood_acc)
+    if (
+        isinstance(folds, bool)
+        or not isinstance(folds, (int, np.integer))
+        or not (2 <= folds <= len(x_acc))
+    ):
+        raise ConfigError(f"folds must be a whole number from 2 to {len(x_acc)}; got {folds!r}")
+    smallest = len(x_acc) - math.ceil(len(x_acc) / folds)
+    if smallest < 3:
+        raise DataError(
+            f"with {len(x_acc)} models in {folds} folds a line is fitted on {smallest} models; "
+            "it needs at least 3: use more folds (or more models)"
+        )
+    order = np.random.default_rng(seed).permutation(len(x_acc))
+    predicted = np.full(len(x_acc), np.nan)
+    for held_out in np.array_split(order, folds):
+        rest = np.setdiff1d(order, held_out)
+        line = fit_line(x_acc[rest], y_acc[rest], scale, bootstrap=0)
+        predicted[held_out] = line.predict(x_acc[held_out]).ood_acc
+    return predicted

@@ -37,6 +37,9 @@ _TICK_SETS = (
     (0.1, 1, 10, 50, 90, 99, 99.9),
 )  # fmt: skip
 MAX_TICKS = 7
+FAMILY_COLOURS = ("tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                  "tab:olive", "tab:cyan", "tab:gray")  # fmt: skip
+"""Point colours of a testbed's model families (the fitted line is tab:blue)."""
 # Space around the points, as a fraction of their spread on the scaled axis.
 _MARGIN = 0.08
 
@@ -69,8 +72,18 @@ def _ticks(low: float, high: float, scale: Scale) -> tuple[list[float], list[str
     return [float(to_scale(p / 100, scale)) for p in chosen], [f"{p:g}" for p in chosen]
 
 
-def _panel(axes: Any, line: Line, id_acc: np.ndarray, ood_acc: np.ndarray, title: str) -> None:
-    """One OOD setting: points, the fitted line and its band, y = x, ticks in percent."""
+def _panel(
+    axes: Any,
+    line: Line,
+    id_acc: np.ndarray,
+    ood_acc: np.ndarray,
+    title: str,
+    families: Sequence[str] | None = None,
+) -> None:
+    """One OOD setting: points, the fitted line and its band, y = x, ticks in percent.
+
+    Points are coloured by model family when the families are known.
+    """
     scale = line.scale
     keep = ~(np.isnan(id_acc) | np.isnan(ood_acc))
     x, y = to_scale(id_acc[keep], scale), to_scale(ood_acc[keep], scale)
@@ -89,8 +102,15 @@ def _panel(axes: Any, line: Line, id_acc: np.ndarray, ood_acc: np.ndarray, title
     axes.plot(grid, line.slope * grid + line.bias, color="tab:blue", linewidth=1.5, label="fit")
     # y = x over the panel's whole width; set_ylim below cuts it where it leaves the panel.
     axes.plot(grid, grid, color="0.4", linestyle="--", linewidth=1, label="y = x")
-    axes.scatter(x, y, s=14, color="tab:orange", edgecolors="black", linewidths=0.3, zorder=3,
-                 label="models")  # fmt: skip
+    if families is None:
+        axes.scatter(x, y, s=14, color="tab:orange", edgecolors="black", linewidths=0.3,
+                     zorder=3, label="models")  # fmt: skip
+    else:
+        kept = np.asarray(families, dtype=object)[keep]
+        for n, family in enumerate(sorted(set(families))):
+            mine = kept == family
+            axes.scatter(x[mine], y[mine], s=14, color=FAMILY_COLOURS[n % len(FAMILY_COLOURS)],
+                         edgecolors="black", linewidths=0.3, zorder=3, label=family)  # fmt: skip
     axes.set_xlim(x_low, x_high)
     axes.set_ylim(y_low, y_high)
     axes.set_xticks(*_ticks(x_low, x_high, scale))
@@ -152,7 +172,7 @@ def line_figure(
             f"{name}\nR² {line.r2:.3f}  slope {line.slope:.2f}  bias {line.bias:+.2f}"
             f"\n({line.n} models{left})"
         )
-        _panel(axes, line, id_acc, table.column(name), title)
+        _panel(axes, line, id_acc, table.column(name), title, table.families)
     for axes in panels[:count]:
         axes.set_xlabel(f"{id_setting} accuracy (%)", fontsize="small")
     for axes in grid[:, 0]:

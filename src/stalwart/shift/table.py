@@ -42,11 +42,14 @@ class AccuracyTable:
         source: where it was read from, for messages (a path, or ``"DataFrame"``).
         in_distribution: settings known to be in-distribution (a testbed's ``val`` and
             ``test``): never counted among the shifts that ``--ood all`` stands for.
+        families: each model's family (``mlp``, ``knn``, ...) in row order, where known (a
+            testbed); plots colour the models by it.
     """
 
     frame: pd.DataFrame
     source: str = "DataFrame"
     in_distribution: tuple[str, ...] = ()
+    families: tuple[str, ...] | None = None
 
     @property
     def settings(self) -> list[str]:

@@ -260,8 +260,10 @@ def _train_network(spec: ModelSpec, splits: Splits, train: GroupedDataset, run_d
 
     settings = spec.settings
     architecture = {
-        "mlp": ("hidden", "dropout"), "cnn": ("width", "depth"), "resnet": ("width", "depth"),
-    }[spec.family]  # fmt: skip
+        "mlp": ("hidden", "dropout"),
+        "cnn": ("width", "depth", "head"),
+        "resnet": ("width", "depth"),
+    }[spec.family]
     torch.manual_seed(settings["seed"])  # the initial weights
     model = models.build(spec.family, train, **{key: settings[key] for key in architecture})
     cfg = TrainConfig(

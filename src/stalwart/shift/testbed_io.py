@@ -26,7 +26,7 @@ import io
 import json
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,12 +176,31 @@ class Testbed:
         }
         return pd.DataFrame.from_dict(rows, orient="index")[self.sets].rename_axis("model")
 
-    def pool(self, id_set: str, ood_set: str) -> ModelPool:
-        """Every model's outputs on a labelled ID set and an (unlabelled) shifted set."""
+    def family_models(self, families: Sequence[str] | None = None) -> list[str]:
+        """The finished models of ``families`` (all of them for None), by id.
+
+        Raises:
+            DataError: a family with no finished model here (the testbed's families listed).
+        """
+        if families is None:
+            return self.models
+        found = {model: self.info(model)["family"] for model in self.models}
+        present = sorted(set(found.values()))
+        for family in families:
+            if family not in present:
+                raise DataError(
+                    f"testbed {self.path} has no finished {family!r} model"
+                    f"{closest(family, present)}; its families: {present}"
+                )
+        return [model for model, family in found.items() if family in families]
+
+    def pool(self, id_set: str, ood_set: str, models: Sequence[str] | None = None) -> ModelPool:
+        """The outputs of ``models`` (default: all) on a labelled ID set and a shifted set."""
         self.check_set(id_set)
         self.check_set(ood_set)
+        models = self.models if models is None else list(models)
         return ModelPool.from_mappings(
-            {m: self.outputs(m, id_set) for m in self.models},
+            {m: self.outputs(m, id_set) for m in models},
             self.labels[id_set],
-            {m: self.outputs(m, ood_set) for m in self.models},
+            {m: self.outputs(m, ood_set) for m in models},
         )

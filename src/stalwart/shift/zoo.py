@@ -83,6 +83,7 @@ class CNNSettings(_Neural):
 
     width: int = Field(32, ge=1)
     depth: int = Field(2, ge=1)
+    head: Literal["average", "flatten"] = "average"
 
 
 class ResNetSettings(_Neural):

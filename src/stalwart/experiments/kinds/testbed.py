@@ -69,6 +69,23 @@ def shift_lines(testbed: Testbed, id_set: str = "test") -> list[dict[str, Any]]:
     return lines
 
 
+def family_summary(testbed: Testbed, id_set: str = "test") -> list[dict[str, Any]]:
+    """Per model family: the count, ``id_set`` accuracy (least, median, most) and seconds.
+
+    A zoo of weak models then shows before any line is read.
+    """
+    accuracy = testbed.accuracies()[id_set]
+    infos = {model: testbed.info(model) for model in testbed.models}
+    found = []
+    for family in dict.fromkeys(info["family"] for info in infos.values()):
+        mine = [model for model, info in infos.items() if info["family"] == family]
+        values = accuracy.loc[mine]
+        found.append({"family": family, "models": len(mine), "min": float(values.min()),
+                      "median": float(values.median()), "max": float(values.max()),
+                      "seconds": sum(float(infos[m]["seconds"]) for m in mine)})  # fmt: skip
+    return found
+
+
 def run_testbed(
     config: TestbedConfig, reporter: Reporter, executor: Executor | None = None
 ) -> dict[str, Any]:
@@ -95,6 +112,7 @@ def run_testbed(
         "finished": len(testbed.models),
         "sets": testbed.sets,
         "lines": shift_lines(testbed),
+        "families": family_summary(testbed),
     }
 
 
@@ -113,7 +131,15 @@ def render(config: TestbedConfig, result: dict[str, Any]) -> list[Any]:
             line["shift"], f"{line['slope']:.3f}", f"{line['bias']:+.3f}", f"{line['r2']:.3f}",
             f"{100 * line['mean_accuracy']:.1f}",
         )  # fmt: skip
-    return [table.rich()]
+    families = ResultTable(
+        ("family", "models", "least test acc %", "median", "most", "CPU s"),
+        title="the zoo: test accuracy per family",
+    )
+    for row in result.get("families", []):
+        families.add(row["family"], str(row["models"]), f"{100 * row['min']:.1f}",
+                     f"{100 * row['median']:.1f}", f"{100 * row['max']:.1f}",
+                     f"{row['seconds']:.0f}")  # fmt: skip
+    return [families.rich(), table.rich()]
 
 
 def describe(config: TestbedConfig) -> str:
