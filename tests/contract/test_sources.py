@@ -167,3 +167,16 @@ def test_three_training_steps(name):
         optimizer.step()
     after = list(model.parameters())
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("name", sources())
+def test_declared_input_blocks_fit_every_split(name):
+    splits = default_splits(name)
+    blocks = splits.train.blocks
+    for split, ds in {"train": splits.train, **splits.evaluation_sets()}.items():
+        assert (ds.blocks is None) == (blocks is None), split
+        if blocks is not None:
+            assert ds.blocks.input_shape == ds.input_shape, split
+            assert ds.blocks.names == blocks.names, split
+            if blocks.rotation is not None:
+                assert torch.equal(ds.blocks.rotation, blocks.rotation), split

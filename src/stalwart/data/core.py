@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from stalwart.errors import DataError
+
+if TYPE_CHECKING:
+    from stalwart.data.blocks import InputBlocks
 
 
 class Batch(NamedTuple):
@@ -43,10 +46,13 @@ class GroupedDataset(Dataset):
         index: the id of each example in its source split; defaults to ``arange(len(y))``.
         class_names: optional readable class names.
         name: a label used in messages and reports.
+        blocks: named parts of the inputs (``stalwart.data.blocks.InputBlocks``) for the
+            diagnostics that randomize one part; kept by ``subset``.
 
     Raises:
-        DataError: on no examples, NaN or infinite inputs, labels or group ids out of range, or
-            fields of different lengths. The message says which field and which example.
+        DataError: on no examples, NaN or infinite inputs, labels or group ids out of range,
+            fields of different lengths, or blocks of another input shape. The message says
+            which field and which example.
     """
 
     def __init__(
@@ -60,8 +66,10 @@ class GroupedDataset(Dataset):
         index: Tensor | None = None,
         class_names: Sequence[str] | None = None,
         name: str = "dataset",
+        blocks: InputBlocks | None = None,
     ) -> None:
         self.name = name
+        self.blocks = blocks
         self.x = torch.as_tensor(x)
         self.y = _as_ids(y, "label", name)
         self.group = _as_ids(group, "group id", name)
@@ -113,6 +121,7 @@ class GroupedDataset(Dataset):
             index=self.index[positions],
             class_names=self.class_names,
             name=name or self.name,
+            blocks=self.blocks,
         )
 
     def to(self, device: torch.device | str) -> GroupedDataset:
@@ -154,6 +163,8 @@ class GroupedDataset(Dataset):
                 )
         _check_range(self.name, "label", self.y, self.n_classes, "n_classes")
         _check_range(self.name, "group id", self.group, self.n_groups, "len(group_names)")
+        if self.blocks is not None:
+            self.blocks.check(self.input_shape, self.name)
 
 
 def _as_ids(values: Tensor, what: str, name: str) -> Tensor:

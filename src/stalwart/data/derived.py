@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from stalwart.data.blocks import InputBlocks
 from stalwart.data.catalog import register_source
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.sources.images import (
@@ -94,6 +95,13 @@ def colored_mnist(
     return Splits(train=make("train"), val=make("val"), test=make("test"))
 
 
+def halves(input_shape: tuple[int, ...]) -> InputBlocks:
+    """The ``top`` (simple: the digit) and ``bottom`` halves of a dominoes image."""
+    top = torch.zeros(input_shape, dtype=torch.bool)
+    top[:, : input_shape[1] // 2] = True
+    return InputBlocks({"top": top, "bottom": ~top}, simple="top")
+
+
 @register_source("dominoes", requires=("mnist", "fashion_mnist"))
 def dominoes(
     *,
@@ -102,7 +110,11 @@ def dominoes(
     seed: int = 0,
     val_fraction: float = 0.1,
 ) -> Splits:
-    """MNIST 0/1 (spurious, top) over Fashion-MNIST (label, bottom); groups: label × digit."""
+    """MNIST 0/1 (spurious, top) over Fashion-MNIST (label, bottom); groups: label × digit.
+
+    The inputs declare two blocks, ``top`` (the digit: the simple feature) and ``bottom`` (the
+    garment), for the randomized diagnostics of ``stalwart.simplicity`` (arXiv 2006.07710).
+    """
     _check_correlation(spurious_correlation)
     check_fraction("val_fraction", val_fraction)
     unknown = [c for c in classes if c not in FASHION_CLASSES]
@@ -131,6 +143,7 @@ def dominoes(
         return GroupedDataset(
             x, torch.from_numpy(label), torch.from_numpy(2 * label + digit), n_classes=2,
             group_names=names, class_names=list(classes), name=f"dominoes/{split}",
+            blocks=halves(x.shape[1:]),
         )  # fmt: skip
 
     return Splits(train=make("train"), val=make("val"), test=make("test"))

@@ -22,6 +22,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without parameters)."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
 def autocast_for(
     device: torch.device, precision: str = "auto"
 ) -> Callable[[], AbstractContextManager]:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
-from stalwart.engine.device import autocast_for, resolve_device
+from stalwart.engine.device import autocast_for, model_device, resolve_device
 from stalwart.errors import DataError
 from stalwart.metrics.group import GroupMetrics, group_metrics
 
@@ -47,6 +47,24 @@ def predict_logits(
     logits = torch.cat(chunks) if chunks else torch.empty(0, dataset.n_classes)
     check_finite_outputs(logits, dataset, precision)
     return logits
+
+
+@torch.no_grad()
+def logits_in_batches(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+    """Outputs of ``model`` on raw inputs ``x`` (no dataset), as float32 on the CPU.
+
+    In eval mode (restored after), in batches, on the model's own device: for diagnostics that
+    transform inputs first (randomized blocks, shifted sets) and load a model where it was.
+    """
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model(x[start : start + batch_size].to(device)).float().cpu()
+                 for start in range(0, len(x), batch_size)]  # fmt: skip
+    finally:
+        model.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0)
 
 
 def check_finite_outputs(logits: Tensor, dataset: GroupedDataset, precision: str = "auto") -> None:

@@ -33,6 +33,7 @@ from stalwart import data, models
 from stalwart.config import MAX_SEED, ComponentConfig, NamedConfig, TrainConfig
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.shifts import IMAGE_SOURCES
+from stalwart.engine.evaluate import logits_in_batches
 from stalwart.errors import CheckpointError, ConfigError, DataError, DataMissingError
 from stalwart.io import atomic_write_text
 from stalwart.shift.outputs import Outputs
@@ -231,28 +232,16 @@ def _translate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     ])  # fmt: skip
 
 
-@torch.no_grad()
 def model_outputs(
     model: torch.nn.Module, sets: Mapping[str, GroupedDataset], batch_size: int = 1024
 ) -> dict[str, Outputs]:
     """Softmax outputs of ``model`` on each set (eval mode, in batches, on the model's device)."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:
-        device = torch.device("cpu")
-    found = {}
-    try:
-        for name, dataset in sets.items():
-            probabilities = [
-                torch.softmax(model(dataset.x[start : start + batch_size].to(device)).float(), 1)
-                for start in range(0, len(dataset), batch_size)
-            ]
-            found[name] = Outputs.from_probabilities(torch.cat(probabilities).cpu().numpy())
-    finally:
-        model.train(was_training)
-    return found
+    return {
+        name: Outputs.from_probabilities(
+            torch.softmax(logits_in_batches(model, dataset.x, batch_size), 1).numpy()
+        )
+        for name, dataset in sets.items()
+    }
 
 
 def _train_network(spec: ModelSpec, splits: Splits, train: GroupedDataset, run_dir: Path):

@@ -7,6 +7,7 @@ from stalwart.data.sources import (  # noqa: F401
     images,
     multinli,
     sklearn_bundled,
+    slabs,
     synthetic,
     tabular,
     waterbirds,
