@@ -83,6 +83,12 @@ def test_dominoes_halves_are_mnist_over_fashion():
     for d in (0, 1):
         pool = set(hashes(digits.test_x[digits.test_y == d]))
         assert set(hashes(top[digit == d])) <= pool
+    # The declared blocks: the top is the digit, and it agrees with the label in groups 0, 3.
+    blocks = test.blocks
+    assert blocks.simple == "top" and int(blocks.mask("top").sum()) == 28 * 28
+    assert torch.equal(test.x[:, blocks.mask("top")].reshape(-1, 28, 28), test.x[:, 0, :28])
+    agreeing = torch.isin(test.group, torch.tensor(blocks.agreeing_groups))
+    assert torch.equal(agreeing, agreement(test))
 
 
 @needs_both

@@ -71,7 +71,9 @@ def test_diagnose_reads_a_run_and_caches_by_options(experiment):
     run = root / "lms5" / "seed0"
     _, splits, model = load_run(run)
     first = diagnose_run(run, ["simple"], seed=3)
-    direct = simplicity.randomized_auc(model, splits.test, ["simple"], seed=3)
+    agreeing = simplicity.agreeing_subset(splits.test)  # all of LMS-5: nothing is corrupted
+    assert len(agreeing) == len(splits.test)
+    direct = simplicity.randomized_auc(model, agreeing, ["simple"], seed=3)
     assert first["report"] == json.loads(json.dumps(direct.to_dict()))
     assert first["uap"] is None and first["blocks"] == ["simple"]
     coordinates = simplicity.coordinate_accuracy(model, splits.test, seed=3)
@@ -80,6 +82,9 @@ def test_diagnose_reads_a_run_and_caches_by_options(experiment):
     stamp = (run / RESULT).stat().st_mtime_ns
     assert diagnose_run(run, ["simple"], seed=3) == first
     assert (run / RESULT).stat().st_mtime_ns == stamp  # read back, not recomputed
+    noisy = root / "noisy" / "seed0"
+    every = diagnose_run(noisy, agreeing=False)["report"]["examples"]
+    assert diagnose_run(noisy)["report"]["examples"] < every == 1000  # corrupted rows left out
     (run / RESULT).write_text("{not json")
     assert diagnose_run(run, ["simple"], seed=3) == first  # a damaged cache is recomputed
 

@@ -153,3 +153,34 @@ def test_bad_arguments_are_explained(lms):
                             n_classes=2, group_names=["g"])  # fmt: skip
     with pytest.raises(DataError, match="needs flat inputs"):
         simplicity.coordinate_accuracy(model, images)
+
+
+def test_reliance_on_a_spurious_block_shows_only_where_it_agrees_with_the_label():
+    # Groups 2·y + d: a "digit" d on top that agrees with y in half the examples (groups 0, 3).
+    generator = torch.Generator().manual_seed(1)
+    y = torch.arange(4000) % 2
+    d = torch.where(torch.rand(4000, generator=generator) < 0.5, y, 1 - y)
+    x = torch.zeros(4000, 1, 4, 2)
+    x[:, :, :2] = d[:, None, None, None].float()  # top: the digit
+    x[:, :, 2:] = y[:, None, None, None].float()  # bottom: the label
+    top = torch.zeros(1, 4, 2, dtype=torch.bool)
+    top[:, :2] = True
+    blocks = InputBlocks({"top": top, "bottom": ~top}, simple="top", agreeing_groups=(0, 3))
+    test = GroupedDataset(x, y, 2 * y + d, n_classes=2, group_names=list("abcd"), blocks=blocks)
+
+    class ReadsTheDigit(nn.Module):
+        def forward(self, images):
+            score = images[:, :, :2].mean((1, 2, 3)) - 0.5
+            return torch.stack([-score, score], 1)
+
+    everywhere = simplicity.randomized_auc(ReadsTheDigit(), test)
+    assert everywhere.standard.auc == pytest.approx(0.5, abs=0.03)  # the digit says nothing here
+    assert everywhere.randomized["top"].auc == pytest.approx(0.5, abs=0.03)  # so no drop shows
+    agreeing = simplicity.agreeing_subset(test)
+    assert set(agreeing.group.tolist()) == {0, 3} and len(agreeing) == int((d == y).sum())
+    report = simplicity.randomized_auc(ReadsTheDigit(), agreeing)
+    assert report.standard.auc == 1.0
+    assert report.randomized["top"].auc == pytest.approx(0.5, abs=0.04)  # reliance shows
+    assert same(report.randomized["bottom"], report.standard)
+    with pytest.raises(DataError, match="has no example in the groups"):
+        simplicity.agreeing_subset(test.subset(torch.nonzero(test.group == 1).flatten()))

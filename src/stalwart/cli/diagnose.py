@@ -54,6 +54,13 @@ def diagnose(
         float | None,
         typer.Option(help="Also find a per-class universal ℓ2 perturbation of this size."),
     ] = None,
+    all_groups: Annotated[
+        bool,
+        typer.Option(
+            "--all-groups",
+            help="Randomize on every example, not only where every block predicts the label.",
+        ),
+    ] = False,
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """Randomize each input block of the test set and see what the model loses.
@@ -61,8 +68,11 @@ def diagnose(
     For each run: accuracy, worst-group accuracy, and the AUC with each block randomized
     (permuted across test rows; Shah et al., arXiv 2006.07710). A block whose randomization
     drops the AUC to 0.5 is one the model relies on exclusively; one that changes nothing is
-    ignored. Runs of one comparison entry (``LABEL/seed0``, ``LABEL/seed1``…) are pooled into
-    mean ± std. Results are cached in each run's simplicity.json.
+    ignored. The blocks are randomized on the examples where every block predicts the label
+    (dominoes: the digit agrees with the garment), since on the others a spurious block says
+    nothing of the label whether the model reads it or not. Runs of one comparison entry
+    (``LABEL/seed0``, ``LABEL/seed1``…) are pooled into mean ± std. Results are cached in each
+    run's simplicity.json.
     """
     from stalwart.errors import ConfigError
     from stalwart.experiments.diagnose import diagnose_run
@@ -76,7 +86,8 @@ def diagnose(
     runs = _runs(path)
     rows: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
-        found = diagnose_run(run, chosen, repeats=repeats, seed=seed, uap_eps=uap_eps, split=split)
+        found = diagnose_run(run, chosen, repeats=repeats, seed=seed, uap_eps=uap_eps,
+                             split=split, agreeing=not all_groups)  # fmt: skip
         rows.setdefault(_label(run, path), []).append(found)
     if format == "json":
         typer.echo(json.dumps({label: found for label, found in rows.items()}, indent=2))
@@ -87,8 +98,10 @@ def diagnose(
     headers += ["UAP acc %", "UAP share"] if uap_eps is not None else []
     table = ResultTable(
         headers,
-        title=f"{path}: {split} set, each block permuted across rows ({repeats} permutation"
-        f"{'s' if repeats > 1 else ''}, seed {seed}); 0.5 = the model relies on that block alone",
+        title=f"{path}: {split} set, each block permuted across the rows "
+        f"{'of every group' if all_groups else 'where every block predicts the label'} "
+        f"({repeats} permutation{'s' if repeats > 1 else ''}, seed {seed}); AUC 0.5 = the "
+        "model relies on that block alone",
     )
 
     def cell(values: list[float], scale: float = 1.0, digits: int = 3) -> str:

@@ -40,11 +40,17 @@ class InputBlocks:
             (flat inputs only), or None when inputs are their own latent coordinates.
         simple: the block that carries the simplest predictive feature, if the dataset knows
             it (reports list it first).
+        agreeing_groups: the groups whose every block predicts the label (dominoes: the digit
+            agrees with the garment), if the dataset knows them. Only there does randomizing a
+            block tell reliance on it from reliance on another: on a balanced test set the
+            spurious block already says nothing about the label, so randomizing it cannot
+            lower the AUC however much the model reads it.
     """
 
     masks: Mapping[str, Tensor]
     rotation: Tensor | None = None
     simple: str | None = None
+    agreeing_groups: tuple[int, ...] | None = None
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +97,7 @@ class InputBlocks:
         blocks: Mapping[str, Iterable[int] | slice],
         rotation: Tensor | None = None,
         simple: str | None = None,
+        agreeing_groups: tuple[int, ...] | None = None,
     ) -> InputBlocks:
         """Blocks of flat inputs given by coordinate indices (or slices), e.g. ``{"simple": [0]}``.
 
@@ -114,7 +121,7 @@ class InputBlocks:
                 )
             mask[list(chosen)] = True
             masks[name] = mask
-        return cls(masks, rotation, simple)
+        return cls(masks, rotation, simple, agreeing_groups)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -96,10 +96,13 @@ def colored_mnist(
 
 
 def halves(input_shape: tuple[int, ...]) -> InputBlocks:
-    """The ``top`` (simple: the digit) and ``bottom`` halves of a dominoes image."""
+    """The ``top`` (simple: the digit) and ``bottom`` halves of a dominoes image.
+
+    Groups are 2·label + digit, so the digit agrees with the label in groups 0 and 3.
+    """
     top = torch.zeros(input_shape, dtype=torch.bool)
     top[:, : input_shape[1] // 2] = True
-    return InputBlocks({"top": top, "bottom": ~top}, simple="top")
+    return InputBlocks({"top": top, "bottom": ~top}, simple="top", agreeing_groups=(0, 3))
 
 
 @register_source("dominoes", requires=("mnist", "fashion_mnist"))

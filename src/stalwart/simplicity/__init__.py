@@ -17,6 +17,7 @@ The slab datasets (LMS-5, MS-(5,7), L̂MS-7, MS-7) are the ``lms`` and ``ms`` da
 from stalwart.simplicity.randomized import (
     RandomizedReport,
     Scores,
+    agreeing_subset,
     coordinate_accuracy,
     randomized_auc,
     resolve_blocks,
@@ -28,6 +29,7 @@ __all__ = [
     "RandomizedReport",
     "Scores",
     "UniversalPerturbation",
+    "agreeing_subset",
     "coordinate_accuracy",
     "randomized_auc",
     "resolve_blocks",

@@ -102,7 +102,25 @@ def resolve_blocks(dataset: GroupedDataset, blocks: BlocksArg = None) -> InputBl
         blocks = [part for part in blocks.split(",") if part]
     masks = {name: declared.mask(name) for name in blocks}
     simple = declared.simple if declared.simple in masks else None
-    return InputBlocks(masks, declared.rotation, simple)
+    return InputBlocks(masks, declared.rotation, simple, declared.agreeing_groups)
+
+
+def agreeing_subset(dataset: GroupedDataset) -> GroupedDataset:
+    """The examples of the groups in which every block predicts the label (``InputBlocks``).
+
+    The whole dataset when its blocks name no such groups.
+
+    Raises:
+        DataError: none of the dataset's examples is in those groups.
+    """
+    blocks = dataset.blocks
+    if blocks is None or blocks.agreeing_groups is None:
+        return dataset
+    keep = torch.isin(dataset.group, torch.tensor(blocks.agreeing_groups))
+    if not keep.any():
+        names = [dataset.group_names[g] for g in blocks.agreeing_groups]
+        raise DataError(f"{dataset.name} has no example in the groups {names}")
+    return dataset.subset(torch.nonzero(keep).flatten(), name=f"{dataset.name} (blocks agree)")
 
 
 def logits_of(model: nn.Module, x: Tensor, batch_size: int = 4096) -> Tensor:

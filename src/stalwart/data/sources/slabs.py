@@ -170,6 +170,7 @@ def _splits(
     blocks = InputBlocks.from_indices(
         (dim,), {"simple": [0], "complex": slice(1, dim)},
         None if rotation is None else torch.from_numpy(rotation).float(), simple="simple",
+        agreeing_groups=(1, 3),
     )  # fmt: skip
     made = []
     for split, n in zip(("train", "val", "test"), sizes, strict=True):
