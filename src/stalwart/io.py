@@ -330,7 +330,10 @@ def _acquire(directory: Path, wait: bool) -> int:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            # The PID is the first line: a holder that did not truncate may leave a longer
+            # PID's tail behind it.
+            written = os.pread(descriptor, 32, 0).decode(errors="replace").split()
+            holder = written[0] if written else "unknown"
             os.close(descriptor)
             raise CheckpointError(
                 f"{directory} is in use by another stalwart run (PID {holder}); wait for it to "

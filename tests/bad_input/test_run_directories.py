@@ -81,6 +81,7 @@ class Case:
             "import fcntl, os, sys, time\n"
             "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.ftruncate(fd, 0)\n"
             "os.write(fd, f'{os.getpid()}\\n'.encode())\n"
             "print('held', flush=True)\n"
             "time.sleep(120)\n"

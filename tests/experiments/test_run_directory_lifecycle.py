@@ -3,6 +3,7 @@ epoch, advice after damage that works as written, and the epoch a resumed run re
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -148,6 +149,31 @@ def test_lock_is_reentrant_in_one_thread_and_excludes_another(tmp_path):
     assert refused and f"is in use by another stalwart run (PID {os.getpid()})" in refused[0]
     with hold_run_directory(tmp_path / "run"):  # released when the outer hold ended
         pass
+
+
+def test_refusal_names_the_holders_pid_without_an_earlier_holders_tail(tmp_path):
+    # A holder that writes its PID over a longer one without truncating leaves "301\n6\n".
+    lock = tmp_path / "run" / ".run.lock"
+    lock.parent.mkdir()
+    lock.write_text("301\n6\n")
+    descriptor = os.open(lock, os.O_RDWR)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    refused = []
+
+    def other_thread():  # flock locks belong to the open file, so a thread sees the conflict
+        try:
+            with hold_run_directory(tmp_path / "run"):
+                pass
+        except CheckpointError as error:
+            refused.append(str(error))
+
+    try:
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    finally:
+        os.close(descriptor)
+    assert refused and "(PID 301);" in refused[0], refused
 
 
 def test_waiting_hold_gets_the_lock_when_it_is_released(tmp_path):
