@@ -1,4 +1,4 @@
-"""Metrics: per-group and worst-group accuracy, the weighted average, AUROC and AUPRC."""
+"""Metrics: per-group and worst-group accuracy, the weighted average, ranking and thresholds."""
 
 from stalwart.metrics.group import (
     SELECTABLE,
@@ -9,7 +9,14 @@ from stalwart.metrics.group import (
     weighted_accuracy,
     worst_group_accuracy,
 )
-from stalwart.metrics.ranking import auprc, auroc
+from stalwart.metrics.ranking import (
+    auprc,
+    auroc,
+    f1_at_threshold,
+    recall_at_fpr,
+    threshold_at_contamination,
+    threshold_at_fpr,
+)
 
 __all__ = [
     "SELECTABLE",
@@ -17,8 +24,12 @@ __all__ = [
     "accuracy",
     "auprc",
     "auroc",
+    "f1_at_threshold",
     "group_accuracy",
     "group_metrics",
+    "recall_at_fpr",
+    "threshold_at_contamination",
+    "threshold_at_fpr",
     "weighted_accuracy",
     "worst_group_accuracy",
 ]
