@@ -9,7 +9,8 @@ On each dataset's seed-0 split, in this process, with one thread:
   rate drops), without validation, selection or records: the engine's overhead;
 - ``pyod_deep_svdd``: PyOD 3.6.7's DeepSVDD at 50 epochs, as in the ODDS example (batch 32).
 
-Prints seconds and the ratios drocc / bare and drocc / pyod_deep_svdd per dataset, median of
+Prints seconds and the ratios drocc / bare ("ratio bare") and drocc / pyod_deep_svdd ("ratio
+pyod") per dataset, median of
 ``--repeats`` alternating runs.
 
     python benchmarks/anomaly_speed.py [--folder ../shared/data/odds] [--datasets a,b] [--repeats 3]
@@ -108,7 +109,7 @@ def main() -> None:
         np.random.default_rng(0).normal(size=(64, 3))
     )  # warm-up: first-call costs inside torch and PyOD
     print(f"{'dataset':<12} {'n':>6} {'d':>4} {'drocc s':>8} {'bare s':>7} {'pyod svdd s':>11}"
-          f" {'drocc/bare':>10} {'drocc/pyod':>10}")  # fmt: skip
+          f" {'ratio bare':>10} {'ratio pyod':>10}")  # fmt: skip
     ratios_bare, ratios_pyod = [], []
     for name in names:
         x = odds(name, seed=0, folder=args.folder).train_x

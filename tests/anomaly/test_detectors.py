@@ -320,3 +320,28 @@ def test_bad_parameters_are_named():
         DROCC(radius=-1.0, **DROCC_SMALL).fit(normal)
     with pytest.raises(ConfigError, match="select 'accuracy'.*choose from"):
         DROCC(select="accuracy", **DROCC_SMALL).fit(normal)
+
+
+def test_classical_detectors_equal_pyods_at_the_same_settings():
+    """Same splits, same settings: ours and PyOD's One-Class SVM and Isolation Forest agree.
+
+    (PyOD's OCSVM defaults to gamma="auto", 1/n_features; ours to scikit-learn's "scale".)
+    """
+    from stalwart.anomaly.pyod_reference import build_pyod
+    from stalwart.data.one_class import breast_cancer
+
+    data = breast_cancer(seed=0)
+    pairs = [
+        (OneClassSVM(gamma="auto"), build_pyod("pyod_ocsvm", seed=0, n_features=30)),
+        (IsolationForest(random_state=3), build_pyod("pyod_iforest", seed=3, n_features=30)),
+    ]
+    for ours, theirs in pairs:
+        a = ours.fit(data.train_x).decision_function(data.test_x)
+        b = theirs.fit(data.train_x.astype(np.float64)).decision_function(data.test_x)
+        # We compute in float32, PyOD in float64: the SVM's offset moves in the 4th digit,
+        # the ranking does not.
+        np.testing.assert_allclose(a - a.mean(), b - b.mean(), atol=1e-4 * np.ptp(b))
+        truth = torch.from_numpy(data.test_y)
+        assert auroc(torch.from_numpy(a), truth) == pytest.approx(
+            auroc(torch.from_numpy(b), truth), abs=1e-3
+        )

@@ -259,8 +259,10 @@ def test_one_vs_rest_subsamples_training_by_seed():
     assert np.array_equal(first.train_x, again.train_x)
     assert np.array_equal(first.val_x, again.val_x)
     assert not np.array_equal(first.train_x, other.train_x)
-    with pytest.raises(ConfigError, match="n_train must lie between 2 and"):
-        one_vs_rest("fashion_mnist", 7, seed=0, n_train=10**6)
+    with pytest.raises(ConfigError, match="n_train must be at least 2"):
+        one_vs_rest("fashion_mnist", 7, seed=0, n_train=1)
+    everything = one_vs_rest("fashion_mnist", 7, seed=0, n_train=10**6)  # at most: all of them
+    assert np.array_equal(everything.train_x, one_vs_rest("fashion_mnist", 7, seed=0).train_x)
     with pytest.raises(ConfigError, match="n_val must lie between 2 and"):
         one_vs_rest("fashion_mnist", 7, seed=0, n_val=1)
 

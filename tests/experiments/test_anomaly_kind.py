@@ -148,10 +148,55 @@ def test_bad_configs_are_refused_before_anything_runs(tmp_path, changes, message
 
 
 def test_the_shipped_examples_are_valid():
-    for name in ("anomaly_odds", "anomaly_fashion_mnist", "anomaly_mnist_lf"):
+    for name in (
+        "anomaly_odds",
+        "anomaly_odds_same_settings",
+        "anomaly_fashion_mnist",
+        "anomaly_mnist_lf",
+    ):
         config = parse_experiment(yaml.safe_load(Path("examples", f"{name}.yaml").read_text()))
         assert config.kind == "anomaly"
         try:
             config.validate_runs()
         except (ConfigError, DataMissingError) as error:  # only the ODDS folder may be missing
             assert "ODDS" in str(error) or "odds" in str(error), error
+
+
+def test_a_labelled_entry_runs_another_setting_of_a_detector(tmp_path):
+    config = _config(tmp_path, datasets=["wine"], seeds=[0], detectors={
+        "iforest": {}, "iforest_10": {"detector": "iforest", "n_estimators": 10},
+    })  # fmt: skip
+    result = run_anomaly(config, Notes())
+    cells = result["summary"]["cells"]["wine"]
+    assert set(cells) == {"iforest", "iforest_10"}
+    assert cells["iforest"]["auroc"] != cells["iforest_10"]["auroc"]
+    with pytest.raises(ConfigError, match=r"detectors.ifor: unknown detector 'iforrest'"):
+        _config(tmp_path, detectors={"ifor": {"detector": "iforrest"}}).validate_runs()
+
+
+def test_a_cell_is_refitted_when_its_data_settings_change(tmp_path):
+    from stalwart.experiments.kinds.anomaly import _reusable, data_settings
+
+    fields = {"odds_folder": "/data/odds", "image_train": 100}
+    cell = {"dataset": "fashion_mnist:3", "detector": "iforest", "seed": 0, "params": {},
+            "threshold_fpr": 0.05}  # fmt: skip
+    path = tmp_path / "cell.json"
+    path.write_text(
+        json.dumps({"schema": 1, "data_settings": data_settings("fashion_mnist:3", fields), **cell})
+    )
+    assert _reusable(path, cell, fields) is not None
+    assert _reusable(path, cell, {**fields, "odds_folder": "/elsewhere"}) is not None  # unused
+    assert _reusable(path, cell, {**fields, "image_train": 200}) is None
+
+
+def test_tables_add_the_mean_over_each_family():
+    from stalwart.experiments.kinds.anomaly import tables
+
+    records = [
+        {"dataset": d, "detector": "x", "seed": 0, "auroc": a, "auprc": 0.5, "f1": 0.5,
+         "fit_seconds": 1.0}
+        for d, a in {"mnist:0": 0.8, "mnist:1": 0.6, "wine": 0.9}.items()
+    ]  # fmt: skip
+    auroc_table = tables(summarize(records))[0]
+    assert ["mean over mnist:* (2)", "0.700"] in auroc_table.rows
+    assert not any(row[0].startswith("mean over wine") for row in auroc_table.rows)

@@ -37,7 +37,11 @@ FPRS = {"recall_at_3pct_fpr": 0.03, "recall_at_5pct_fpr": 0.05}
 
 @dataclass(frozen=True)
 class Cell:
-    """One fit: a detector (with its parameters) on one dataset's split of one seed."""
+    """One fit: a detector (with its parameters) on one dataset's split of one seed.
+
+    ``detector`` is a registered name, or a label whose ``params`` name the registered
+    detector under ``detector:`` (two settings of one detector side by side).
+    """
 
     dataset: str
     detector: str
@@ -50,11 +54,11 @@ def evaluate_cell(cell: Cell, data: OneClassData) -> dict[str, Any]:
     """Fit ``cell.detector`` on ``data`` and measure it on ``data``'s test split."""
     import torch
 
+    name, params = resolve(cell.detector, cell.params)
     detector = build_detector(
-        cell.detector, seed=cell.seed, n_features=int(np.prod(data.train_x.shape[1:])),
-        **cell.params,
-    )  # fmt: skip
-    flat = cell.detector.startswith("pyod_")  # PyOD takes 2-D arrays only
+        name, seed=cell.seed, n_features=int(np.prod(data.train_x.shape[1:])), **params
+    )
+    flat = name.startswith("pyod_")  # PyOD takes 2-D arrays only
     shape = (lambda x: x.reshape(len(x), -1)) if flat else (lambda x: x)
     torch.manual_seed(cell.seed)  # PyOD's deep models draw from torch's global generator
     with warnings.catch_warnings(record=True) as caught:
@@ -94,6 +98,12 @@ def evaluate_cell(cell: Cell, data: OneClassData) -> dict[str, Any]:
                 _tensor(-test_scores[close]), _tensor(~anomalous[close]), fpr
             )
     return found
+
+
+def resolve(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The registered detector behind a config entry, and its parameters."""
+    params = dict(params)
+    return params.pop("detector", label), params
 
 
 def _normal(data: OneClassData) -> np.ndarray:
@@ -160,8 +170,9 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 def check_detectors(detectors: dict[str, dict[str, Any]]) -> None:
     """Build every detector once (unfitted), so that a wrong name or parameter fails first."""
-    for name, params in detectors.items():
+    for label, entry in detectors.items():
+        name, params = resolve(label, entry)
         try:
             build_detector(name, seed=0, n_features=2, **params)
         except ConfigError as error:
-            raise ConfigError(f"detectors.{name}: {error}") from None
+            raise ConfigError(f"detectors.{label}: {error}") from None

@@ -327,9 +327,10 @@ def one_vs_rest(
 
     The classic protocol that DROCC follows on CIFAR-10 and that applies to any labelled image
     set. Validation takes ``n_val`` images drawn at random from the training pool (every class,
-    so about 10% normal); training takes the normal class's images among the rest (``n_train``
-    of them drawn at random, or all); the test set is the whole test pool. Images are float32
-    (N, 1, 28, 28) in [0, 1]; labels are 1 unless of ``normal_class``.
+    so about 10% normal); training takes the normal class's images among the rest (at most
+    ``n_train`` of them, drawn at random; all where fewer are left); the test set is the whole
+    test pool. Images are float32 (N, 1, 28, 28) in [0, 1]; labels are 1 unless of
+    ``normal_class``.
 
     Raises:
         ConfigError: an unknown image set, a class outside 0–9, or sizes out of range.
@@ -348,12 +349,12 @@ def one_vs_rest(
     rest = np.sort(order[n_val:])
     candidates = rest[pool.train_y[rest] == normal_class]
     if n_train is not None:
-        if not 2 <= n_train <= len(candidates):
-            raise ConfigError(
-                f"{images}: n_train must lie between 2 and {len(candidates)}, the class "
-                f"{normal_class} images left after validation; got {n_train}"
+        if n_train < 2:
+            raise ConfigError(f"{images}: n_train must be at least 2; got {n_train}")
+        if n_train < len(candidates):  # at most n_train: a class with fewer keeps them all
+            candidates = np.sort(
+                np.random.default_rng([seed, 1]).choice(candidates, n_train, False)
             )
-        candidates = np.sort(np.random.default_rng([seed, 1]).choice(candidates, n_train, False))
     val_y = (pool.train_y[val_rows] != normal_class).astype(np.int64)
     if val_y.all() or not val_y.any():
         raise DataError(

@@ -51,7 +51,9 @@ class AnomalyConfig(NamedConfig):
         None, description="the ODDS .mat files; default $STALWART_ODDS, else $STALWART_DATA/odds"
     )
     image_train: int | None = Field(
-        None, ge=2, description="normal training images per one-vs-rest task (None: all)"
+        None,
+        ge=2,
+        description="at most this many normal training images per one-vs-rest task (None: all)",
     )
     threshold_fpr: float = Field(
         0.05, gt=0, lt=1, description="F1 threshold: the score this fraction of training "
@@ -119,6 +121,16 @@ def load_dataset(name: str, seed: int, config_fields: dict[str, Any]) -> Any:
     return getattr(one_class, name)(seed=seed)
 
 
+def data_settings(dataset: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The config settings that decide a dataset's split (a cell is reused only if equal)."""
+    family = dataset.partition(":")[0]
+    if family == "odds":
+        return {"odds_folder": fields["odds_folder"]}
+    if family in ("fashion_mnist", "mnist"):
+        return {"image_train": fields["image_train"]}
+    return {}
+
+
 def _cell_path(root: Path, dataset: str, detector: str, seed: int) -> Path:
     return root / "cells" / dataset.replace(":", "-") / detector / f"seed{seed}.json"
 
@@ -128,8 +140,9 @@ def _run_cell(task: tuple[Any, dict[str, Any], str]) -> dict[str, Any]:
     from stalwart.anomaly.benchmark import evaluate_cell
 
     cell, fields, path = task
-    found = {"schema": SCHEMA, **evaluate_cell(cell, load_dataset(cell.dataset, cell.seed,
-                                                                   fields))}  # fmt: skip
+    data = load_dataset(cell.dataset, cell.seed, fields)
+    found = {"schema": SCHEMA, "data_settings": data_settings(cell.dataset, fields),
+             **evaluate_cell(cell, data)}  # fmt: skip
     write_json(Path(path), found)
     return found
 
@@ -183,7 +196,11 @@ def _reusable(path: Path, cell: dict[str, Any], fields: dict[str, Any]) -> dict[
         return None
     if not isinstance(found, dict):
         return None
-    same = found.get("schema") == SCHEMA and all(found.get(k) == v for k, v in cell.items())
+    same = (
+        found.get("schema") == SCHEMA
+        and found.get("data_settings") == data_settings(cell["dataset"], fields)
+        and all(found.get(k) == v for k, v in cell.items())
+    )
     return found if same else None
 
 
@@ -208,6 +225,9 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
         table = ResultTable(["data", *detectors], title=f"test {title}, mean ± std over seeds")
         for dataset in summary["datasets"]:
             table.add(dataset, *(_cell(cells[dataset].get(d, {}).get(metric)) for d in detectors))
+        for family, members in _families(summary["datasets"]).items():
+            table.add(f"mean over {family}:* ({len(members)})",
+                      *(_mean_of_means(cells, members, d, metric) for d in detectors))  # fmt: skip
         if metric == "auroc":
             ranks = summary["ranks"]
             table.add(f"average rank ({summary['ranked_datasets']} datasets)",
@@ -217,7 +237,7 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
     seconds = ResultTable(["data", *detectors], title="seconds to fit, mean over seeds")
     for dataset in summary["datasets"]:
         row = [cells[dataset].get(d, {}).get("fit_seconds") for d in detectors]
-        seconds.add(dataset, *("-" if s is None else f"{s['mean']:.2f}" for s in row))
+        seconds.add(dataset, *("-" if s is None else f"{s['mean']:.2f} s" for s in row))
     out.append(seconds)
     recall_rows = [
         (dataset, detector, stats) for dataset in summary["datasets"]
@@ -237,6 +257,23 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
                        _cell(stats["close_recall_at_5pct_fpr"]))  # fmt: skip
         out.append(recall)
     return out
+
+
+def _families(datasets: list[str]) -> dict[str, list[str]]:
+    """Dataset families (``odds``, ``fashion_mnist``, ...) with two or more members."""
+    families: dict[str, list[str]] = {}
+    for dataset in datasets:
+        family, _, member = dataset.partition(":")
+        if member:
+            families.setdefault(family, []).append(dataset)
+    return {family: members for family, members in families.items() if len(members) > 1}
+
+
+def _mean_of_means(cells: dict[str, Any], members: list[str], detector: str, metric: str) -> str:
+    means = [cells[m].get(detector, {}).get(metric, {}).get("mean", math.nan) for m in members]
+    if any(math.isnan(m) for m in means):
+        return "-"
+    return f"{sum(means) / len(means):.3f}"
 
 
 def rank_plot(summary: dict[str, Any], path: Path, *, title: str = "") -> None:
