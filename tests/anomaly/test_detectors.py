@@ -345,3 +345,14 @@ def test_classical_detectors_equal_pyods_at_the_same_settings():
         assert auroc(torch.from_numpy(a), truth) == pytest.approx(
             auroc(torch.from_numpy(b), truth), abs=1e-3
         )
+
+
+def test_drocc_warms_up_then_drops_the_learning_rate_at_30_60_90_percent():
+    normal, _ = _blobs()
+    detector = DROCC(**{**DROCC_SMALL, "epochs": 12, "warmup_epochs": 2}).fit(normal)
+    lrs = [record["lr"] for record in detector.history_]
+    assert lrs[:2] == [1e-3, 1e-3]  # warm-up: BCE alone, constant
+    drocc = lrs[2:]
+    expected = [1e-3] * 3 + [1e-4] * 3 + [1e-5] * 3 + [1e-6]
+    np.testing.assert_allclose(drocc, expected, rtol=1e-9)
+    assert [record["epoch"] for record in detector.history_] == list(range(1, 13))
