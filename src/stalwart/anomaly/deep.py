@@ -78,7 +78,9 @@ class DeepDetector(Detector):
         raise NotImplementedError
 
     def _train(self, network: nn.Module, splits: Splits, select: str, seed: int) -> None:
-        raise NotImplementedError
+        """One ``fit`` stage of the one-class objective (DROCC has its own two stages)."""
+        self._stage(network, NormalityLoss(), splits, epochs=self.epochs, select=select,
+                    seed=seed)  # fmt: skip
 
     # --- shared ---
 
@@ -289,8 +291,7 @@ class DeepSVDD(DeepDetector):
         return network
 
     def _train(self, network: nn.Module, splits: Splits, select: str, seed: int) -> None:
-        self._stage(network, NormalityLoss(), splits, epochs=self.epochs, select=select,
-                    seed=seed)  # fmt: skip
+        super()._train(network, splits, select, seed)
         normal = splits.train.x[splits.train.y == 0]
         with torch.no_grad():
             spread = network.eval().embed(normal).std(dim=0).max().item()
@@ -325,7 +326,3 @@ class AutoEncoder(DeepDetector):
 
     def _network(self, x: torch.Tensor) -> nn.Module:
         return Reconstruction(tuple(x.shape[1:]), list(self.hidden))
-
-    def _train(self, network: nn.Module, splits: Splits, select: str, seed: int) -> None:
-        self._stage(network, NormalityLoss(), splits, epochs=self.epochs, select=select,
-                    seed=seed)  # fmt: skip

@@ -23,14 +23,13 @@ leaving the point unprojected when none is feasible; bisection always lands on t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stalwart.attacks.core import evaluation_mode
+from stalwart.attacks.core import check_annulus, evaluation_mode
 from stalwart.errors import ConfigError
 
 BISECTION_STEPS = 60
@@ -84,12 +83,7 @@ class MahalanobisAnnulus:
     gamma: float
 
     def __post_init__(self) -> None:
-        if not self.radius > 0 or not math.isfinite(self.radius):
-            raise ConfigError(f"the annulus radius r must be > 0 and finite; got {self.radius}")
-        if not self.gamma >= 1 or not math.isfinite(self.gamma):
-            raise ConfigError(
-                f"the annulus ratio gamma must be >= 1 (r ≤ ‖h‖_Σ ≤ γ·r); got {self.gamma}"
-            )
+        check_annulus(self.radius, self.gamma, norm="‖h‖_Σ")
         if (self.metric < 0).any() or not torch.isfinite(self.metric).all():
             raise ConfigError("the metric σ must be finite and non-negative")
 

@@ -90,6 +90,14 @@ class Box:
         return (origin + delta).clamp(self.lower, self.upper) - origin
 
 
+def check_annulus(radius: float, gamma: float, norm: str = "‖h‖") -> None:
+    """Raise ``ConfigError`` unless ``r > 0`` and ``γ ≥ 1``, both finite (``r ≤ norm ≤ γ·r``)."""
+    if not radius > 0 or not math.isfinite(radius):
+        raise ConfigError(f"the annulus radius r must be > 0 and finite; got {radius}")
+    if not gamma >= 1 or not math.isfinite(gamma):
+        raise ConfigError(f"the annulus ratio gamma must be >= 1 (r ≤ {norm} ≤ γ·r); got {gamma}")
+
+
 @dataclass(frozen=True)
 class Annulus:
     """``r ≤ ‖δ‖₂ ≤ γ·r`` per example: rescale δ along its own direction (DROCC).
@@ -101,12 +109,7 @@ class Annulus:
     gamma: float
 
     def __post_init__(self) -> None:
-        if not self.radius > 0 or not math.isfinite(self.radius):
-            raise ConfigError(f"the annulus radius r must be > 0 and finite; got {self.radius}")
-        if not self.gamma >= 1 or not math.isfinite(self.gamma):
-            raise ConfigError(
-                f"the annulus ratio gamma must be >= 1 (r ≤ ‖h‖ ≤ γ·r); got {self.gamma}"
-            )
+        check_annulus(self.radius, self.gamma)
 
     def __call__(self, delta: Tensor, origin: Tensor | None) -> Tensor:
         """``delta`` rescaled to the length ``clamp(‖δ‖, r, γ·r)``."""
