@@ -10,6 +10,8 @@ from stalwart.errors import ConfigError
 from stalwart.models import MODELS, RandomFeatures, ResNet, build
 
 IMAGE_ONLY = {"cnn", "resnet"}
+# Models over token ids (stalwart.models.text): input_shape is (length,), inputs are integers.
+TOKEN_IDS = {"bag_of_tokens", "text_cnn", "text_gru"}
 SHAPES = [(20,), (1, 28, 28), (2, 56, 28), (1, 8, 8)]
 
 
@@ -37,8 +39,14 @@ def test_contract(name, shape):
         with pytest.raises(ConfigError, match=r"input_shape.*\(channels, height, width\)"):
             build(name, (shape, 3))
         return
+    if name in TOKEN_IDS and len(shape) != 1:
+        with pytest.raises(ConfigError, match=r"input_shape must be \(length,\)"):
+            build(name, (shape, 3))
+        return
     model = build(name, (shape, 3))
     x, y = torch.randn(4, *shape), torch.randint(0, 3, (4,))
+    if name in TOKEN_IDS:
+        x = torch.randint(1, 50, (4, *shape))
 
     model.eval()
     with torch.no_grad():
@@ -127,6 +135,10 @@ def test_invalid_value_message():
         ("mlp", {"dropout": -0.1}, "dropout"),
         ("mlp", {"hidden": [8, 0]}, "hidden"),
         ("random_features", {"n_features": 0}, "n_features"),
+        ("bag_of_tokens", {"vocab_size": 0}, "vocab_size"),
+        ("text_cnn", {"widths": []}, "widths"),
+        ("text_gru", {"hidden": 0}, "hidden"),
+        ("text_gru", {"dropout": 1.0}, "dropout"),
     ],
 )
 def test_invalid_values_name_the_parameter(name, params, param):

@@ -19,7 +19,7 @@ def datasets(
     ] = False,
 ) -> None:
     """Each dataset, whether its data is present, and the command that installs it if not."""
-    from stalwart.data import PACKAGES, REQUIRES, SOURCES, data_home
+    from stalwart.data import PACKAGES, REQUIRES, SOURCES, TEXT_DATASETS, data_home
     from stalwart.data.sources.local_copies import LOCAL_COPY, local_copy_status
 
     failures = []
@@ -48,6 +48,22 @@ def datasets(
         table.add_row(
             name,
             ", ".join(needs) or "nothing (bundled)",
+            f"[red]no: {', '.join(missing)} missing[/]" if missing else "[green]yes[/]",
+        )
+    # Text data comes as raw strings (TextSplits, word lists), not as a registered source:
+    # listed in its own section, with the packages each loader reads.
+    table.add_section()
+    for name, text in sorted(TEXT_DATASETS.items()):
+        label = f"{name} (text)"
+        if text.local_copy is not None:
+            found, note = text.local_copy()
+            table.add_row(label, "your local copy", "[green]yes[/]" if found else "[yellow]no[/]")
+            local_notes += [] if found else [note]
+            continue
+        missing = [n for n in text.needs if n in missing_packages]
+        table.add_row(
+            label,
+            ", ".join(text.needs) or "nothing (bundled)",
             f"[red]no: {', '.join(missing)} missing[/]" if missing else "[green]yes[/]",
         )
     console.print(table)

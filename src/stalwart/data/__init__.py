@@ -3,6 +3,12 @@
 >>> from stalwart import data
 >>> splits = data.load("dominoes", spurious_correlation=0.95, seed=0)
 >>> splits.train.group_counts()
+
+Text data (raw strings, for text encoders) comes as ``TextSplits`` from the loaders listed in
+``TEXT_DATASETS``:
+
+>>> from stalwart.data.sources.tweets import tweets
+>>> tweets(seed=0).train.group_names
 """
 
 from __future__ import annotations
@@ -15,16 +21,27 @@ from stalwart.data.core import Batch, GroupedDataset, Splits
 from stalwart.data.loader import iterate_batches
 from stalwart.data.packages import PACKAGES, package
 from stalwart.data.shifts import SHIFTS, available_shifts
+from stalwart.data.sources import (  # noqa: F401  (importing lists the text datasets)
+    codespell,
+    drug_reviews,
+    english_words,
+    glue,
+    tweets,
+)
 from stalwart.data.storage import data_home
+from stalwart.data.text import TEXT_DATASETS, TextSplit, TextSplits
 
 __all__ = [
     "PACKAGES",
     "REQUIRES",
     "SHIFTS",
     "SOURCES",
+    "TEXT_DATASETS",
     "Batch",
     "GroupedDataset",
     "Splits",
+    "TextSplit",
+    "TextSplits",
     "available_shifts",
     "data_home",
     "iterate_batches",

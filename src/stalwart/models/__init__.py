@@ -18,11 +18,23 @@ from stalwart.models.linear import Linear
 from stalwart.models.mlp import MLP
 from stalwart.models.random_features import RandomFeatures
 from stalwart.models.resnet import ResNet
+from stalwart.models.text import BagOfTokens, TextCNN, TextGRU
 
 if TYPE_CHECKING:
     from stalwart.data.core import GroupedDataset
 
-__all__ = ["CNN", "MLP", "MODELS", "Linear", "RandomFeatures", "ResNet", "build"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "MODELS",
+    "BagOfTokens",
+    "Linear",
+    "RandomFeatures",
+    "ResNet",
+    "TextCNN",
+    "TextGRU",
+    "build",
+]
 
 
 def build(

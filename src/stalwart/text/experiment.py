@@ -1,0 +1,202 @@
+"""One RobEn comparison cell: a defense, a classifier and a seed on one text dataset.
+
+The paper's comparison (Jones et al., arXiv 2005.01229, Table 2) trains the same classifier
+four ways and measures each on clean text, under the beam-search typo attack, and, where the
+model sees only encodings, with the exact certificate:
+
+- ``standard``: raw tokens, plain training;
+- ``augmentation``: raw tokens, trained on each example plus ``k`` random-typo copies;
+- ``connected_components`` (ConnComp) and ``agglomerative`` (AggClust): the model sees only
+  the RobEn encoding of the text.
+
+A cell's folder holds ``cell.json`` (what it is), ``classifier/`` (the trained model) and
+``results.json``; ``stalwart text certify`` and ``stalwart text attack`` read it back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stalwart.data.text import TextSplit, TextSplits
+from stalwart.errors import ConfigError, DataError, closest
+from stalwart.io import write_json
+from stalwart.text.attack import beam_search_attack, check_bound
+from stalwart.text.certify import DEFAULT_CAP, certify, split_tokens
+from stalwart.text.encoding import Encoding, IdentityEncoding, TokenEncoder
+from stalwart.text.perturb import real_misspellings, typo_augment
+from stalwart.text.typos import TypoFamily
+
+DEFENSES = ("standard", "augmentation", "connected_components", "agglomerative")
+ENCODED = ("connected_components", "agglomerative")
+DATASETS = ("tweets", "drug_reviews", "glue:TASK")
+
+
+def load_text_data(
+    dataset: str, seed: int, *, folder: str | None = None, max_examples: int | None = None
+) -> TextSplits:
+    """The splits of ``tweets``, ``drug_reviews`` or ``glue:TASK`` (a local GLUE copy)."""
+    family, _, task = dataset.partition(":")
+    if dataset == "tweets":
+        from stalwart.data.sources.tweets import tweets
+
+        return tweets(seed, max_examples=max_examples)
+    if dataset == "drug_reviews":
+        from stalwart.data.sources.drug_reviews import drug_reviews
+
+        return drug_reviews(seed)
+    if family == "glue" and task:
+        from stalwart.data.sources.glue import glue
+
+        return glue(task, folder, seed=seed, max_examples=max_examples)
+    raise ConfigError(
+        f"unknown text dataset {dataset!r}{closest(dataset, DATASETS)}; choose from "
+        f"{list(DATASETS)}"
+    )
+
+
+def check_defense(defense: str) -> str:
+    """``defense`` if it is one of ``DEFENSES``; else an error listing them."""
+    if defense not in DEFENSES:
+        raise ConfigError(
+            f"unknown defense {defense!r}{closest(defense, DEFENSES)}; choose from {list(DEFENSES)}"
+        )
+    return defense
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one cell trains and measures (everything that decides its results)."""
+
+    dataset: str
+    defense: str
+    model: str
+    seed: int
+    encoding: str | None = None  # the encoding file, for the encoded defenses
+    data: dict[str, Any] = field(default_factory=dict)  # folder, max_examples
+    train: dict[str, Any] = field(default_factory=dict)  # fit_text_classifier's settings
+    evaluate: dict[str, Any] = field(default_factory=dict)  # examples, cap, beam_width, ...
+    augment_copies: int = 4
+
+    def folder_name(self) -> str:
+        """``DATASET-DEFENSE-MODEL-seedK``, a plain folder name."""
+        return f"{self.dataset.replace(':', '-')}-{self.defense}-{self.model}-seed{self.seed}"
+
+
+def cell_encoder(cell: Cell, family: TypoFamily | None = None) -> TokenEncoder:
+    """The cell's encoder: its saved RobEn encoding, or the identity for raw-token defenses."""
+    if cell.defense in ENCODED:
+        if cell.encoding is None:
+            raise ConfigError(f"defense {cell.defense!r} needs an encoding file")
+        return Encoding.load(cell.encoding)
+    return IdentityEncoding(family)
+
+
+def evaluation_subset(split: TextSplit, examples: int | None) -> TextSplit:
+    """At most ``examples`` test examples, the same for every seed and defense."""
+    if examples is None or examples >= len(split):
+        return split
+    positions = np.sort(np.random.default_rng(0).permutation(len(split))[:examples])
+    return split.subset(positions)
+
+
+def train_cell(cell: Cell, folder: Path) -> Any:
+    """Train the cell's classifier, save it with ``cell.json`` under ``folder``, return it."""
+    from stalwart.text.training import encode_split, fit_text_classifier
+
+    splits = load_text_data(cell.dataset, cell.seed, **cell.data)
+    encoder = cell_encoder(cell)
+    train = splits.train
+    if cell.defense == "augmentation":
+        train = typo_augment(train, encoder.family, k=cell.augment_copies, seed=cell.seed)
+    classifier = fit_text_classifier(
+        encode_split(train, encoder), train,
+        encode_split(splits.val, encoder), splits.val,
+        encoder=encoder, model=cell.model, seed=cell.seed, **cell.train,
+    )  # fmt: skip
+    classifier.save(folder / "classifier")
+    write_json(folder / "cell.json", asdict(cell))
+    return classifier
+
+
+def load_cell(folder: str | Path) -> tuple[Cell, Any, TextSplits]:
+    """A trained cell: its settings, its classifier and its data splits.
+
+    Raises:
+        DataError: ``folder`` holds no trained cell (no ``cell.json`` or ``classifier/``).
+    """
+    from stalwart.text.training import load_text_classifier
+
+    folder = Path(folder)
+    if not (folder / "cell.json").is_file() or not (folder / "classifier").is_dir():
+        raise DataError(
+            f"{folder} is not a trained RobEn cell (it needs cell.json and classifier/); give "
+            "a folder under ROOT/cells/ of a `kind: roben` run"
+        )
+    try:
+        cell = Cell(**json.loads((folder / "cell.json").read_text()))
+    except (OSError, ValueError, TypeError) as error:
+        raise DataError(
+            f"{folder / 'cell.json'} is damaged ({error}); run the cell again"
+        ) from None
+    encoder = cell_encoder(cell)
+    classifier = load_text_classifier(folder / "classifier", encoder)
+    return cell, classifier, load_text_data(cell.dataset, cell.seed, **cell.data)
+
+
+def evaluate_classifier(
+    classifier: Any,
+    split: TextSplit,
+    *,
+    certify_examples: bool = True,
+    cap: int = DEFAULT_CAP,
+    beam_width: int = 5,
+    budget: int | None = None,
+    seed: int = 0,
+    misspellings: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """Clean, attacked and certified accuracy (and accuracy on real misspellings) on ``split``.
+
+    Asserts certified <= attacked example by example: a certified example the attack breaks
+    would mean an unsound certificate.
+    """
+    start = time.perf_counter()
+    attacked = beam_search_attack(classifier, split, budget=budget, beam_width=beam_width,
+                                  seed=seed)  # fmt: skip
+    attack_seconds = time.perf_counter() - start
+    found: dict[str, Any] = {
+        "examples": len(split),
+        "clean_accuracy": float(attacked.correct.mean()),
+        "attacked_accuracy": attacked.attacked_accuracy,
+        "attack_queries": float(attacked.queries.mean()),
+        "attack_seconds": round(attack_seconds, 2),
+    }
+    if certify_examples:
+        start = time.perf_counter()
+        certificate = certify(classifier, split, max_words=budget, cap=cap)
+        check_bound(certificate.robust, attacked.survived)
+        found |= {
+            "certified_accuracy": certificate.robust_accuracy,
+            "capped": certificate.n_capped,
+            "certified_exactly_additive": certificate.exact_additive,
+            "median_encodings": float(np.median(certificate.encodings)),
+            "certify_seconds": round(time.perf_counter() - start, 2),
+        }
+    if misspellings is not None:
+        misspelled, changed = real_misspellings(split, misspellings, seed=seed)
+        encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(misspelled)]
+        predictions = np.asarray(classifier.logits(encoded)).argmax(axis=1)
+        found |= {
+            "codespell_accuracy": float((predictions == misspelled.y).mean()),
+            "codespell_words_changed": changed,
+        }
+    encoder = classifier.encoder
+    if isinstance(encoder, Encoding):
+        unknown, unstable = encoder.oov_instability(t for ts in split_tokens(split) for t in ts)
+        found |= {"oov_words": unknown, "oov_unstable": unstable}
+    return found

@@ -1,0 +1,126 @@
+"""kind: roben — defenses × models × seeds on text; cells kept, reused, and read by the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stalwart.cli import app
+from stalwart.experiments.configs import parse_experiment
+from stalwart.experiments.kinds import Reporter
+from stalwart.experiments.kinds.roben import run_roben
+from stalwart.text import Encoding
+
+runner = CliRunner()
+needs_text_data = pytest.mark.data("drugreview", "english_words", "wordfreq", "codespell")
+
+
+class Notes(Reporter):
+    def __init__(self):
+        self.lines = []
+
+    def note(self, text):
+        self.lines.append(text)
+
+
+def _raw(tmp_path, **changes):
+    return {
+        "kind": "roben", "name": "tiny", "datasets": ["drug_reviews"],
+        "defenses": ["standard", "agglomerative"], "models": ["bag"],
+        "encoding": {"vocab": 2000}, "train": {"epochs": 5},
+        "evaluate": {"examples": 40}, "seeds": [0], "workers": 1,
+        "out": str(tmp_path / "tiny"), **changes,
+    }  # fmt: skip
+
+
+@needs_text_data
+def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
+    config = parse_experiment(_raw(tmp_path))
+    notes = Notes()
+    result = run_roben(config, notes)
+    root = tmp_path / "tiny"
+    assert any(line.startswith("encoding agglomerative: 2,000 words") for line in notes.lines)
+    assert "0 cells reused, 2 to train" in notes.lines
+    rows = {row["defense"]: row for row in result["summary"]["rows"]}
+    for defense, row in rows.items():
+        stats = row["stats"]
+        assert row["examples"] == 40
+        # certified <= attacked <= clean, for both defenses
+        assert (stats["certified_accuracy"]["mean"] <= stats["attacked_accuracy"]["mean"]
+                <= stats["clean_accuracy"]["mean"]), defense  # fmt: skip
+    # The encoding makes certificates meaningful; raw tokens give next to none.
+    assert (rows["agglomerative"]["stats"]["certified_accuracy"]["mean"]
+            > rows["standard"]["stats"]["certified_accuracy"]["mean"] + 0.3)  # fmt: skip
+    assert "oov_words" in rows["agglomerative"]
+    assert (root / "roben.md").read_text().count("|") > 10
+    # Again: both cells reused, same summary.
+    again = Notes()
+    assert run_roben(config, again)["summary"] == result["summary"]
+    assert "2 cells reused, 0 to train" in again.lines
+    cell = root / "cells" / "drug_reviews-agglomerative-bag-seed0"
+    certified = runner.invoke(app, ["text", "certify", str(cell), "--examples", "40", "--json"])
+    assert certified.exit_code == 0, certified.output
+    found = json.loads(certified.output)[0]
+    stats = rows["agglomerative"]["stats"]
+    assert found["certified"] == pytest.approx(stats["certified_accuracy"]["mean"])
+    assert found["method"] == "additive (exact)"
+    attacked = runner.invoke(app, ["text", "attack", str(root), "--examples", "40", "--budget",
+                                   "2", "--json"])  # fmt: skip
+    assert attacked.exit_code == 0, attacked.output
+    assert len(json.loads(attacked.output)) == 2  # the run root: every cell
+    encoding = next((root / "encodings").glob("agglomerative-*.json"))
+    encoded = runner.invoke(app, ["text", "encode", str(encoding), "The moive was terible"])
+    assert encoded.exit_code == 0, encoded.output
+    loaded = Encoding.load(encoding)
+    assert encoded.output.split() == loaded.encode("the movie was terrible").split()
+
+
+@needs_text_data
+def test_build_encoding_command_writes_a_loadable_encoding(tmp_path):
+    out = tmp_path / "enc.npz"
+    result = runner.invoke(app, ["text", "build-encoding", "--vocab", "1500", "--gamma", "0.5",
+                                 "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1,500 words" in result.output
+    encoding = Encoding.load(out)
+    assert len(encoding.vocabulary) == 1500 and encoding.gamma == 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"defenses": ["aggclust"]}, r"unknown defense 'aggclust'"),
+     ({"models": ["bow"]}, r"unknown text classifier 'bow'"),
+     ({"datasets": ["tweet"]}, r"unknown text dataset 'tweet' \(did you mean 'tweets'"),
+     ({"train": {"epoch": 3}}, r"unknown train setting 'epoch' \(did you mean 'epochs'"),
+     ({"encoding": {"gamma": 1.5}}, "gamma"),
+     ({"evaluate": {"cap": 0}}, "cap")],
+)  # fmt: skip
+def test_bad_configs_are_refused_before_anything_runs(tmp_path, changes, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_raw(tmp_path, **changes)))
+    result = runner.invoke(app, ["run", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert re.search(message, " ".join(result.output.split())), result.output
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_bad_cell_folders_and_encodings_get_a_clear_message(tmp_path):
+    result = runner.invoke(app, ["text", "certify", str(tmp_path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "holds no trained RobEn cell" in result.output
+    (tmp_path / "enc.json").write_text("{}")
+    result = runner.invoke(app, ["text", "encode", str(tmp_path / "enc.json"), "hello"],
+                           env={"COLUMNS": "300"})  # fmt: skip
+    assert result.exit_code == 2 and "not a stalwart RobEn encoding" in result.output
+
+
+def test_the_shipped_examples_are_valid():
+    from pathlib import Path
+
+    for name in ("roben_tweets", "roben_drug_reviews"):
+        raw = yaml.safe_load(Path("examples", f"{name}.yaml").read_text())
+        assert parse_experiment(raw).kind == "roben"
