@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from stalwart.errors import MAX_QUOTED, ConfigError, closest, shorten
@@ -140,6 +148,8 @@ MAX_EPOCHS = 1_000_000
 MAX_BATCH = 2**24
 MAX_SEED = 2**32 - 1
 """Seeds go to NumPy's legacy ``RandomState`` through scikit-learn, which takes [0, 2**32)."""
+MAX_STEPS = 2**40
+"""The most optimiser steps a count of steps (``warmup_steps``) may name."""
 
 
 class StrictModel(BaseModel):
@@ -224,8 +234,93 @@ class NamedConfig(StrictModel):
         return self
 
 
+ADAPTATION_STRATEGIES = ("ft", "lp", "lp-ft", "lora")
+"""How ``fit`` adapts a model: see ``AdaptationConfig`` and ``stalwart.engine.adaptation``."""
+
+_MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
+
+
+class AdaptationConfig(StrictModel):
+    """Which parameters of a (pretrained) model ``fit`` trains, and how.
+
+    The model's ``head`` attribute is its linear output layer; everything else is the body.
+
+    - ``ft``: full fine-tuning, every parameter trains (the default, and what ``fit`` always did).
+    - ``lp``: linear probe, only the head trains; the body is frozen and kept in eval mode.
+    - ``lp-ft``: a linear probe for ``lp_epochs`` at ``lp_lr``, then full fine-tuning from the
+      probed head (Kumar et al., arXiv 2202.10054); two stages, run by ``stalwart.fit``.
+    - ``lora``: low-rank adapters of rank ``lora_r`` on the body's Linear layers named by
+      ``lora_targets`` train with the head; the body's own weights stay frozen (Hu et al.,
+      arXiv 2106.09685), through PyPI ``peft``.
+
+    A ``lp_*`` setting is refused unless the strategy is ``lp-ft``, a ``lora_*`` one unless it is
+    ``lora``: a setting that would be ignored is more likely a mistake than a choice.
+    """
+
+    strategy: Literal["ft", "lp", "lp-ft", "lora"] = "ft"
+    lp_epochs: int | None = Field(
+        None, ge=1, le=MAX_EPOCHS, description="lp-ft: epochs of the probe (None: epochs)"
+    )
+    lp_lr: float | None = Field(
+        None, gt=0, description="lp-ft: learning rate of the probe (None: lr)"
+    )
+    lora_r: int = Field(8, ge=1, le=4096, description="lora: rank of each adapter")
+    lora_alpha: float = Field(
+        16.0, gt=0, description="lora: the adapter's output is scaled by lora_alpha / lora_r"
+    )
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="lora: dropout on the adapter input")
+    lora_targets: list[str] = Field(
+        ["query", "value"],
+        min_length=1,
+        max_length=1000,
+        description="lora: the body's Linear layers to adapt, by name or dotted name suffix "
+        "(default: BERT's attention query and value projections, as in Hu et al.)",
+    )
+
+    @field_validator("lora_targets")
+    @classmethod
+    def _targets_are_module_names(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            if not re.match(_MODULE_NAME, target):
+                raise ValueError(
+                    f"each target is a module name such as 'query' or 'attention.self.query'; "
+                    f"{shorten(target)} is not"
+                )
+        return targets
+
+    @model_validator(mode="after")
+    def _settings_belong_to_the_strategy(self) -> AdaptationConfig:
+        defaults = AdaptationConfig.model_fields
+        for name, field in defaults.items():
+            owner = (
+                "lp-ft" if name.startswith("lp_") else "lora" if name.startswith("lora_") else None
+            )
+            if owner and owner != self.strategy and getattr(self, name) != field.default:
+                raise ValueError(
+                    f"{name} applies to strategy {owner!r} only; the strategy is "
+                    f"{self.strategy!r}: remove {name} or set strategy: {owner}"
+                )
+        return self
+
+
+# Settings TrainConfig gained after runs were recorded: at their defaults (today's behaviour)
+# they are left out of dumps, so fingerprints, stage hashes and config.yaml files written
+# before them still match.
+_LATER_DEFAULTS: dict[str, Any] = {
+    "lr_groups": {},
+    "warmup_steps": 0,
+    "clip_grad_norm": None,
+    "adaptation": AdaptationConfig(),
+}
+
+
 class TrainConfig(StrictModel):
-    """How ``fit`` trains: optimiser, schedule, epochs, selection, seed and device."""
+    """How ``fit`` trains: optimiser, schedule, epochs, selection, seed and device.
+
+    ``lr_groups``, ``warmup_steps``, ``clip_grad_norm`` and ``adaptation`` are left out of
+    ``model_dump`` while they hold their defaults, so configs and checkpoints written before
+    these settings existed keep their fingerprints.
+    """
 
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="passes over the training data")
     batch_size: int = Field(128, ge=1, le=MAX_BATCH)
@@ -253,6 +348,54 @@ class TrainConfig(StrictModel):
         "auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere"
     )
     progress: bool | None = Field(None, description="progress bar; None: only on a terminal")
+    lr_groups: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="learning-rate multipliers by parameter-name prefix, e.g. {head: 10.0}; "
+        "the longest matching prefix wins, other parameters keep lr",
+    )
+    warmup_steps: int = Field(
+        0, ge=0, le=MAX_STEPS, description="optimiser steps of linear learning-rate warmup"
+    )
+    clip_grad_norm: float | None = Field(
+        None, gt=0, description="clip the gradient's global L2 norm to this before each step"
+    )
+    adaptation: AdaptationConfig = Field(
+        AdaptationConfig(),
+        description="which parameters train: ft, lp, lp-ft or lora (a strategy name, or a "
+        "section with its settings)",
+    )
+
+    @field_validator("adaptation", mode="before")
+    @classmethod
+    def _strategy_name_is_shorthand(cls, value: Any) -> Any:
+        return {"strategy": value} if isinstance(value, str) else value
+
+    @field_validator("lr_groups")
+    @classmethod
+    def _lr_groups_are_prefixes_and_positive(cls, groups: dict[str, float]) -> dict[str, float]:
+        for prefix, factor in groups.items():
+            if not re.match(_MODULE_NAME, prefix):
+                raise ValueError(
+                    "each key is a parameter-name prefix such as 'head' or 'encoder.layer'; "
+                    f"{shorten(prefix)} is not"
+                )
+            if not factor > 0:
+                raise ValueError(
+                    f"each multiplier must be > 0 (to freeze parameters, use adaptation); "
+                    f"{prefix!r} has {shorten(factor)}"
+                )
+        return groups
+
+    @model_serializer(mode="wrap")
+    def _later_settings_at_default_left_out(
+        self, handler: SerializerFunctionWrapHandler
+    ) -> dict[str, Any]:
+        dumped = handler(self)
+        for name, default in _LATER_DEFAULTS.items():
+            if name in dumped and getattr(self, name) == default:
+                del dumped[name]
+        return dumped
 
 
 class ComponentConfig(BaseModel):

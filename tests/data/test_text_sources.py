@@ -399,6 +399,57 @@ def test_drug_reviews_sizes_labels_and_condition_groups():
         drug_reviews.drug_reviews(n_conditions=0)
 
 
+@pytest.mark.data("drugreview")
+def test_drug_reviews_by_condition_keeps_train_conditions_out_of_ood():
+    chosen = ("Birth Control", "Acne")
+    splits = drug_reviews.drug_reviews_by_condition(chosen, seed=0)
+    names = splits.train.group_names
+    assert names == drug_reviews.drug_reviews().train.group_names  # the same groups
+    inside = {names.index("Birth Control"), names.index("Acne")}
+    for split in (splits.train, splits.val, splits.test):
+        assert set(split.group.tolist()) == inside
+    ood = splits.extra["ood"]
+    assert set(ood.group.tolist()) == set(range(len(names))) - inside  # `other` included
+    # Train and validation from the train file (117 + 24), test from the test file (76 + 18);
+    # ood: every other review whose condition is known (979 − 16 unknown − those).
+    assert len(splits.train) + len(splits.val) == 117 + 24 and len(splits.test) == 76 + 18
+    assert len(ood) == 979 - 16 - (117 + 24) - (76 + 18)
+    texts = [set(s.texts) for s in (splits.train, splits.val, splits.test, ood)]
+    assert not texts[0] & texts[3] and not texts[2] & texts[3]
+    test_file = drug_reviews.drug_reviews().test
+    assert set(splits.test.texts) <= set(test_file.texts)
+    assert splits.val.texts == drug_reviews.drug_reviews_by_condition(chosen).val.texts
+    assert splits.val.texts != drug_reviews.drug_reviews_by_condition(chosen, seed=1).val.texts
+    default = drug_reviews.drug_reviews_by_condition()
+    assert (len(default.train), len(default.val), len(default.test)) == (99, 18, 76)
+    assert len(default.extra["ood"]) == 770
+    # `other` (the rarer conditions) can be trained on too; the named ones are then ood.
+    rare = drug_reviews.drug_reviews_by_condition("other")
+    assert set(rare.extra["ood"].group.tolist()) == set(range(len(names) - 1))
+
+
+@pytest.mark.data("drugreview")
+@pytest.mark.parametrize(
+    "conditions, options, message",
+    [
+        (
+            ("birth control",),
+            {},
+            "unknown condition 'birth control' \\(did you mean 'Birth Control'",
+        ),
+        (("Insomnia",), {}, "ranks 6 by frequency in the train file: pass n_conditions=6"),
+        (("Nowhere",), {}, "choose from \\['Birth Control', 'Depression', 'Pain', 'Acne'"),
+        ((), {}, "train_conditions is empty"),
+        (("Birth Control", "other"), {"n_conditions": 1}, "leaves no condition for the out-of"),
+        (("Birth Control",), {"n_conditions": 0}, "n_conditions must be at least 1"),
+    ],
+)
+def test_drug_reviews_by_condition_refuses_bad_conditions(conditions, options, message):
+    with pytest.raises(ConfigError, match=message):
+        drug_reviews.drug_reviews_by_condition(conditions, **options)
+    drug_reviews.drug_reviews_by_condition(("Insomnia",), n_conditions=6)  # now a group
+
+
 # --- English words --------------------------------------------------------------------------
 
 needs_words = pytest.mark.data("english_words", "wordfreq")

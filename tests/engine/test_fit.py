@@ -56,8 +56,16 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tiny_splits, tmp_path):
-    settings = {**SETTINGS, "schedule": "cosine", "select": "worst_group_accuracy"}
+# Warmup over 10 steps outlasts the 8 steps of the 2 epochs before the interruption: the
+# resumed run must continue the ramp at step 9, not start it again.
+OPTIMISER_STATE = {"warmup_steps": 10, "clip_grad_norm": 0.5, "lr_groups": {"head": 3.0}}
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, OPTIMISER_STATE, {"adaptation": "lp"}], ids=["plain", "warmup-clip-groups", "lp"]
+)
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_splits, tmp_path, extra):
+    settings = {**SETTINGS, "schedule": "cosine", "select": "worst_group_accuracy", **extra}
     full = fit(new_model(), "erm", tiny_splits, run_dir=tmp_path / "full", **settings)
 
     def stop_after_two(record):
@@ -86,6 +94,35 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_splits, tmp_pa
         json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     ]
     assert without_time(on_disk) == without_time(full.history)
+
+
+def test_settings_added_later_keep_the_fingerprints_of_earlier_configs():
+    """Checkpoints, stage folders and config.yaml files hold dumps of TrainConfig."""
+    earlier = ["epochs", "batch_size", "eval_batch_size", "optimizer", "lr", "momentum",
+               "weight_decay", "schedule", "step_size", "gamma", "select", "seed", "device",
+               "precision", "progress"]  # fmt: skip
+    assert list(TrainConfig().model_dump()) == earlier
+    assert list(TrainConfig(warmup_steps=0, lr_groups={}, adaptation="ft").model_dump()) == earlier
+    changed = TrainConfig(warmup_steps=3, adaptation="lp").model_dump(mode="json")
+    assert changed["warmup_steps"] == 3 and changed["adaptation"]["strategy"] == "lp"
+    assert TrainConfig.model_validate(changed) == TrainConfig(warmup_steps=3, adaptation="lp")
+
+
+def test_a_checkpoint_from_before_the_step_count_resumes(tiny_splits, tmp_path):
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(new_model(), "erm", tiny_splits, run_dir=tmp_path, on_epoch_end=stop_after_two,
+            **SETTINGS)  # fmt: skip
+    last = tmp_path / "checkpoints" / "last.pt"
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint.pop("optimizer_steps") == 2 * STEPS_PER_EPOCH
+    torch.save(checkpoint, last)  # as written before warmup existed
+    resumed = fit(new_model(seed=9), "erm", tiny_splits, run_dir=tmp_path, resume=True, **SETTINGS)
+    full = fit(new_model(), "erm", tiny_splits, **SETTINGS)
+    assert same_weights(full.model, resumed.model)
 
 
 def test_resume_drops_a_metrics_line_written_after_the_last_checkpoint(tiny_splits, tmp_path):

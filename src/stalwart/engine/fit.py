@@ -1,7 +1,9 @@
 """The training loop: methods return a loss, ``fit`` does everything else.
 
-``fit`` owns the optimiser step, the learning-rate schedule, mixed precision, per-epoch
-validation with per-group metrics, model selection by a named metric, checkpoints and resume.
+``fit`` owns the optimiser step (with gradient clipping and learning-rate warmup), the
+learning-rate schedule, mixed precision, the adaptation strategy (which parameters train: see
+``stalwart.engine.adaptation``), per-epoch validation with per-group metrics, model selection
+by a named metric, checkpoints and resume.
 Each epoch's data order and random state are a pure function of (seed, epoch), so a run resumed
 from its last checkpoint ends with exactly the weights and metrics of an uninterrupted one.
 """
@@ -23,10 +25,11 @@ from stalwart.config import TrainConfig, describe
 from stalwart.data.core import GroupedDataset, Splits
 from stalwart.data.loader import iterate_batches
 from stalwart.data.samplers import Sampler, shuffled
+from stalwart.engine.adaptation import adapted
 from stalwart.engine.device import autocast_for, resolve_device
 from stalwart.engine.evaluators import LAST, Evaluator, GroupClassification
 from stalwart.engine.method import Method
-from stalwart.engine.optim import build_optimizer, build_schedule
+from stalwart.engine.optim import base_lr, build_optimizer, build_schedule, optimizer_step
 from stalwart.engine.progress import TrainingProgress
 from stalwart.errors import CheckpointError, ConfigError, StalwartError, closest
 from stalwart.io import (
@@ -116,11 +119,15 @@ def fit(
         on_epoch_end: called with each epoch's record after it is saved.
         **overrides: ``TrainConfig`` fields to change, e.g. ``epochs=10, lr=1e-3``.
 
+    ``cfg.adaptation`` applies while this call trains: ``lp`` trains only ``model.head``,
+    ``lora`` adds adapters to ``model`` (they stay after the call) and trains them with the
+    head; ``lp-ft`` is two calls, made by ``stalwart.fit``.
+
     Returns:
         A ``FitResult`` whose ``model`` carries the weights of the selected epoch.
 
     Raises:
-        ConfigError: an unknown or invalid setting.
+        ConfigError: an unknown or invalid setting, or an adaptation the model does not allow.
         CheckpointError: ``run_dir`` holds a run of another config, a damaged checkpoint or
             edited metrics, or cannot be written.
         TrainingDiverged: the training loss became NaN or infinite.
@@ -134,19 +141,21 @@ def fit(
     evaluator = evaluator or GroupClassification()
     evaluator.check_select(cfg.select)
     device = resolve_device(cfg.device)
-    model.to(device)
-    method.to(device)
-    optimizer = build_optimizer(model.parameters(), cfg)
-    schedule = build_schedule(optimizer, cfg)
-    training = (model, method, data, cfg, sampler, evaluator, device, optimizer, schedule)
-    if run_dir is None:
-        return _train(*training, None, resume, on_epoch_end)
-    # Held for the whole training: two processes appending to one metrics.jsonl would interleave
-    # two runs. Waiting, not refusing: recipes that start from a finished run (DFR from ERM)
-    # may read it from parallel workers. `stalwart run` takes the lock first and refuses at once.
-    check_run_directory(Path(run_dir))
-    with hold_run_directory(Path(run_dir), wait=True):
-        return _train(*training, _RunFiles(Path(run_dir)), resume, on_epoch_end)
+    with adapted(model, cfg.adaptation, seed=cfg.seed):
+        model.to(device)
+        method.to(device)
+        optimizer = build_optimizer(model, cfg)
+        schedule = build_schedule(optimizer, cfg)
+        training = (model, method, data, cfg, sampler, evaluator, device, optimizer, schedule)
+        if run_dir is None:
+            return _train(*training, None, resume, on_epoch_end)
+        # Held for the whole training: two processes appending to one metrics.jsonl would
+        # interleave two runs. Waiting, not refusing: recipes that start from a finished run
+        # (DFR from ERM) may read it from parallel workers. `stalwart run` takes the lock first
+        # and refuses at once.
+        check_run_directory(Path(run_dir))
+        with hold_run_directory(Path(run_dir), wait=True):
+            return _train(*training, _RunFiles(Path(run_dir)), resume, on_epoch_end)
 
 
 def _train(
@@ -166,10 +175,13 @@ def _train(
     """``fit`` after its checks: restore or start the run files, then the epoch loop."""
     history: list[dict[str, Any]] = []
     best_epoch, best_score, best_state = 0, -float("inf"), None
+    steps = 0  # optimiser steps taken, which warmup counts
     if run is not None:
         if resume and run.last.exists():
             state = run.restore(cfg, model, optimizer, schedule, method)
             best_epoch, best_score = state["best_epoch"], state["best_score"]
+            # Checkpoints from before warmup existed lack the count; only warmup reads it.
+            steps = state.get("optimizer_steps", 0)
             history = run.read_history(upto=state["epoch"])
             best_state = run.load(run.best)["model"] if best_epoch else None
         elif run.last.exists():
@@ -187,14 +199,14 @@ def _train(
         progress.advance(first_epoch - 1, "resumed", "")
         for epoch in range(first_epoch, cfg.epochs + 1):
             started = time.perf_counter()
-            train_loss = _train_one_epoch(
+            train_loss, steps = _train_one_epoch(
                 model, method, data.train, optimizer, autocast, device, cfg, epoch, sampler,
-                progress,
+                progress, steps,
             )  # fmt: skip
             if device.type == "cuda":
                 torch.cuda.synchronize()  # so train_seconds measures the work, not its queueing
             train_seconds = time.perf_counter() - started
-            lr = optimizer.param_groups[0]["lr"]
+            lr = base_lr(optimizer)
             schedule.step()
             val = evaluator(
                 model, data.val, reference=data.train, batch_size=cfg.eval_batch_size,
@@ -224,6 +236,7 @@ def _train(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
+                    "optimizer_steps": steps,
                     "method": method.state_dict(),
                     "best_epoch": best_epoch,
                     "best_score": best_score,
@@ -267,7 +280,9 @@ def _train_one_epoch(
     epoch: int,
     sampler: Sampler,
     progress: TrainingProgress,
-) -> float:
+    steps_before: int,
+) -> tuple[float, int]:
+    """One epoch of training; returns the mean loss and the optimiser steps taken so far."""
     seed = epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed)  # dropout and any randomness inside the method
     order = sampler(train, torch.Generator().manual_seed(seed))
@@ -283,9 +298,9 @@ def _train_one_epoch(
             loss = method.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        total += loss.detach().float()
         steps += 1
+        optimizer_step(optimizer, cfg, steps_before + steps)
+        total += loss.detach().float()
         if refresh and steps % refresh == 0:
             status = f"loss {total.item() / steps:.4f}"
             progress.advance(refresh / n_steps, f"epoch {epoch}/{cfg.epochs}", status)
@@ -296,7 +311,7 @@ def _train_one_epoch(
             f"the training loss became {mean} in epoch {epoch}; lower the learning rate "
             f"(now {cfg.lr}) or check the data for extreme values"
         )
-    return mean
+    return mean, steps_before + steps
 
 
 def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:

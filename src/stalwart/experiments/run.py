@@ -24,7 +24,7 @@ import yaml
 
 from stalwart import data, models
 from stalwart.config import RunConfig, check_plain_name
-from stalwart.engine import evaluate, fit
+from stalwart.engine import evaluate
 from stalwart.engine.fit import COSMETIC, check_run_directory, metrics_from_record
 from stalwart.errors import CheckpointError
 from stalwart.experiments.configs import parse_config
@@ -37,9 +37,9 @@ from stalwart.io import (
     read_jsonl,
     write_json,
 )
-from stalwart.methods import METHODS, build, method_info
+from stalwart.methods import build, method_info
 from stalwart.metrics.group import GroupMetrics
-from stalwart.recipes import StageContext
+from stalwart.recipes import StageContext, fit, run_method
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def run(
                               "model": config.model.model_dump()},
                     reuse=reuse or {}, on_epoch_end=on_epoch_end,
                 )  # fmt: skip
-                result = METHODS.build(config.method.name, context, **config.method.params)
+                result = run_method(config.method.name, config.method.params, context)
             else:
                 result = fit(
                     model, method, splits, config.train, run_dir=run_dir, resume=True,

