@@ -42,8 +42,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import zipfile
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from stalwart.errors import DataError, DataMissingError, closest, shorten
+from stalwart.npz import read_npz
 
 KINDS = ("flip", "error")
 """What counts as a failure: a changed prediction (``flip``) or a wrong one (``error``)."""
@@ -539,23 +538,6 @@ def save_failures(path: Path | str, sets: Sequence[FailureSet]) -> Path:
     return path
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds one array (.npy), not named arrays (.npz)")
-        with archive:
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise DataMissingError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not a failures file") from None
-    # Object arrays (pickles) are refused by allow_pickle=False with a ValueError; a damaged
-    # compressed member fails only when read, with zlib's own error.
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-        raise DataError(f"{path} is not a readable failures file ({error}); {_REWRITE}") from None
-
-
 def _header(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     raw = arrays.get("header")
     if raw is None or raw.ndim != 0 or raw.dtype.kind != "U":
@@ -597,7 +579,7 @@ def load_failures(path: Path | str) -> list[FailureSet]:
             holds an invalid or repeated set; the message names the file and what to do.
     """
     path = Path(path)
-    arrays = _read_arrays(path)
+    arrays = read_npz(path, "failures file", _REWRITE)
     header = _header(path, arrays)
     sets = []
     for i, entry in enumerate(header["sets"]):

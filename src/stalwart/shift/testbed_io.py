@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +33,7 @@ import numpy as np
 
 from stalwart.errors import DataError, DataMissingError, closest, shorten
 from stalwart.io import atomic_write_bytes, write_json
+from stalwart.npz import read_npz
 from stalwart.shift.outputs import Outputs
 from stalwart.shift.predictors import ModelPool
 
@@ -57,20 +56,7 @@ def _load_npz(
     path: Path, remedy: str = "delete it to evaluate that model again"
 ) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file, or a DataError that names it and says ``remedy``."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            # np.load also reads a lone .npy array, which has no named arrays to look up.
-            raise ValueError("it holds one array (.npy), not named arrays (.npz)")
-        with archive:
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise DataMissingError(f"{path} does not exist") from None
-    # A damaged compressed member fails only when read, with zlib's own error.
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-        raise DataError(
-            f"{path} is not a readable stalwart array file ({error}); {remedy}"
-        ) from None
+    return read_npz(path, "stalwart array file", remedy)
 
 
 def write_outputs(model_dir: Path, outputs: Mapping[str, Outputs], info: Mapping[str, Any]) -> None:
