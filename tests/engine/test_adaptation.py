@@ -22,7 +22,7 @@ from stalwart import fit, models
 from stalwart.config import TrainConfig
 from stalwart.data import GroupedDataset, Splits
 from stalwart.engine import fit as engine_fit
-from stalwart.engine.adaptation import PEFT_VERSION, merge_lora
+from stalwart.engine.adaptation import PEFT_VERSION, FeatureCache, merge_lora
 from stalwart.engine.optim import build_optimizer
 from stalwart.errors import ConfigError
 from stalwart.methods import Method
@@ -163,6 +163,25 @@ def test_lr_groups_give_each_prefix_its_learning_rate():
     })  # fmt: skip
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_takes_the_fused_kernel_and_steps_as_the_plain_one_does(optimizer):
+    """The fused kernel: Adam's update in one pass (the optimiser step of a large embedding
+    table dominated training on CPU); the same update as PyTorch's default loop."""
+    fused, plain = new_mlp().eval(), new_mlp().eval()  # no dropout: the same forward
+    cfg = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=0.1)
+    built = build_optimizer(fused, cfg)
+    assert built.defaults["fused"] is True
+    reference = type(built)(plain.parameters(), lr=0.01, weight_decay=0.1)
+    x = torch.randn(8, 1, 8, 8)
+    for _ in range(3):
+        for model, opt in ((fused, built), (plain, reference)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(fused.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_a_prefix_matches_whole_name_parts_only():
     with pytest.raises(ConfigError, match=r"'bod' matches no parameter of MLP \(did you mean "
                        r"'body'\?\); its top-level prefixes are \['body', 'head'\]"):  # fmt: skip
@@ -257,6 +276,29 @@ LORA = {"strategy": "lora", "lora_r": 4, "lora_alpha": 8.0}
 ADAPTED = {
     f"encoder.encoder.layer.{i}.attention.self.{k}" for i in (0, 1) for k in ("query", "value")
 }
+
+
+def test_a_probe_computes_each_inputs_features_once_and_learns_the_same_head(
+    token_splits, monkeypatch
+):
+    settings = {**SETTINGS, "epochs": 3, "adaptation": "lp"}
+    caches = []
+    real_init = FeatureCache.__init__
+
+    def recording_init(self, features):
+        real_init(self, features)
+        caches.append(self)
+
+    monkeypatch.setattr(FeatureCache, "__init__", recording_init)
+    cached = fit(new_bert(), "erm", token_splits, **settings).model
+    distinct = {row.numpy().tobytes() for row in torch.cat([token_splits.train.x,
+                                                            token_splits.val.x])}  # fmt: skip
+    assert [cache.computed for cache in caches] == [len(distinct)]  # not 3 epochs' worth
+    assert "features" not in vars(cached)  # the class's method again after fit
+
+    monkeypatch.setattr(FeatureCache, "__call__", lambda self, x: self.features(x))
+    uncached = fit(new_bert(), "erm", token_splits, **settings).model
+    torch.testing.assert_close(cached.head.weight, uncached.head.weight, rtol=1e-5, atol=1e-6)
 
 
 def test_lora_trains_only_the_adapters_and_the_head(token_splits):

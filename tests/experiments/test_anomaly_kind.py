@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tests.experiment_helpers import Notes
 from typer.testing import CliRunner
 
 from stalwart.anomaly.benchmark import Cell, evaluate_cell, summarize
@@ -15,7 +16,6 @@ from stalwart.cli import app
 from stalwart.data.one_class import breast_cancer, limited_negatives_mnist
 from stalwart.errors import ConfigError, DataMissingError
 from stalwart.experiments.configs import parse_experiment
-from stalwart.experiments.kinds import Reporter
 from stalwart.experiments.kinds.anomaly import run_anomaly
 
 ODDS_FOLDER = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "odds"
@@ -30,14 +30,6 @@ def _config(tmp_path, **changes):
         "seeds": [0, 1], "workers": 1, "out": str(tmp_path / "tiny"), **changes,
     }  # fmt: skip
     return parse_experiment(raw)
-
-
-class Notes(Reporter):
-    def __init__(self):
-        self.lines = []
-
-    def note(self, text):
-        self.lines.append(text)
 
 
 def test_every_cell_is_measured_summarized_and_reused(tmp_path):

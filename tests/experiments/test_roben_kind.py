@@ -7,24 +7,16 @@ import re
 
 import pytest
 import yaml
+from tests.experiment_helpers import Notes, refused_run
 from typer.testing import CliRunner
 
 from stalwart.cli import app
 from stalwart.experiments.configs import parse_experiment
-from stalwart.experiments.kinds import Reporter
 from stalwart.experiments.kinds.roben import run_roben
 from stalwart.text import Encoding
 
 runner = CliRunner()
 needs_text_data = pytest.mark.data("drugreview", "english_words", "wordfreq", "codespell")
-
-
-class Notes(Reporter):
-    def __init__(self):
-        self.lines = []
-
-    def note(self, text):
-        self.lines.append(text)
 
 
 def _raw(tmp_path, **changes):
@@ -100,12 +92,8 @@ def test_build_encoding_command_writes_a_loadable_encoding(tmp_path):
      ({"evaluate": {"cap": 0}}, "cap")],
 )  # fmt: skip
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, changes, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(_raw(tmp_path, **changes)))
-    result = runner.invoke(app, ["run", str(path)], env={"COLUMNS": "300"})
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert re.search(message, " ".join(result.output.split())), result.output
+    output = refused_run(tmp_path, _raw(tmp_path, **changes))
+    assert re.search(message, output), output
     assert not (tmp_path / "tiny").exists()
 
 

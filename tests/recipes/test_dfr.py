@@ -116,3 +116,45 @@ def test_dfr_rejects_bad_parameters_before_training(tmp_path, params):
     with pytest.raises(ConfigError, match="method 'dfr'"):
         run_dfr(tmp_path, splits(), **params)
     assert not (tmp_path / "run").exists()
+
+
+def three_classes(n, seed):
+    """Three classes, the label in x[0]; the attribute (x[1]) agrees with it in 80%."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    attribute = torch.where(torch.rand(n, generator=g) < 0.8, y % 2, 1 - y % 2)
+    x = torch.randn(n, 2, generator=g) * 0.5 + torch.stack([2.0 * y, 2.0 * attribute], 1)
+    names = [f"y={c}, a={a}" for c in range(3) for a in (0, 1)]
+    return GroupedDataset(x, y, 2 * y + attribute, n_classes=3, group_names=names)
+
+
+def test_dfr_fits_a_multinomial_head_for_more_than_two_classes(tmp_path):
+    """liblinear fits two classes only; three get saga's multinomial ℓ1 model, row per class."""
+    data = Splits(three_classes(192, 0), three_classes(240, 1), three_classes(96, 2))
+    result, record = run_dfr(tmp_path, data, c_grid=(1.0, 0.1))
+
+    base = new_model(data)
+    base.load_state_dict(
+        torch.load(tmp_path / "run" / record["base_dir"] / "checkpoints" / "best.pt")["model"]
+    )
+    base.eval()
+    with torch.no_grad():
+        scaler = StandardScaler().fit(base.features(data.val.x).double().numpy())
+    x = scaler.transform(base.features(data.val.x).detach().double().numpy())
+    y, groups = data.val.y.numpy(), data.val.group.numpy()
+    rng = np.random.default_rng(SEED)
+    halves = np.array_split(rng.permutation(len(y)), 2)
+    for _ in (1.0, 0.1):
+        balanced_subset(groups[halves[0]], rng)  # the tuning draws, as the recipe makes them
+    fits = [
+        LogisticRegression(l1_ratio=1.0, C=record["c"], solver="saga", max_iter=2000,
+                           random_state=SEED).fit(x[chosen], y[chosen])
+        for chosen in (balanced_subset(groups, rng) for _ in range(REFITS))
+    ]  # fmt: skip
+    assert fits[0].coef_.shape == (3, 6)
+    coef = np.mean([f.coef_ for f in fits], axis=0)
+    intercept = np.mean([f.intercept_ for f in fits], axis=0)
+    with torch.no_grad():
+        logits = result.model(data.val.x).double().numpy()
+    np.testing.assert_allclose(logits, x @ coef.T + intercept, atol=1e-4)
+    assert (logits.argmax(1) == y).mean() > 0.8

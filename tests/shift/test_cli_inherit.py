@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -94,7 +95,7 @@ def test_table_prints_rates_matrix_cells_and_summary(roots, monkeypatch):
 
     monkeypatch.setattr(console, "_width", 250)
     tweets, drugs, sets = roots
-    result = invoke("inherit", tweets, drugs, "--perturbation", "typo")
+    result = invoke("inherit", tweets, drugs, "--perturbation", "typo", "--by", "model")
     assert result.exit_code == 0, result.output
     text = result.output
     adapted = overlap(sets["drugs/minilm", "typo"], sets["tweets/minilm", "typo"])
@@ -108,7 +109,7 @@ def test_table_prints_rates_matrix_cells_and_summary(roots, monkeypatch):
 
 def test_markdown_and_csv_and_out_file(roots, tmp_path):
     tweets, drugs, sets = roots
-    result = invoke("inherit", tweets, drugs, "--format", "markdown")
+    result = invoke("inherit", tweets, drugs, "--format", "markdown", "--by", "model")
     assert result.exit_code == 0, result.output
     assert (
         "| model | task | adaptation | encoder | codespell flip % | typo flip % |" in result.stdout
@@ -145,6 +146,14 @@ def test_bad_inputs_exit_with_one_clear_line(roots, tmp_path):
         ["no failures under perturbation 'typos' (did you mean 'typo'?)"],
     )
     expect_clean_error(invoke("inherit", tweets, "--format", "html"), ["unknown format 'html'"])
+    expect_clean_error(
+        invoke("inherit", tweets, "--adaptation", "lp"),
+        ["no failures of adaptation 'lp'", "['linear_probe', 'scratch']"],
+    )
+    expect_clean_error(
+        invoke("inherit", tweets, "--by", "models"),
+        ["unknown --by 'models' (did you mean 'model'?)"],
+    )
     # Probe ids of another range: nothing to compare on.
     other = failure_set("other", np.ones(5, bool), "x", None, "typo", ids=np.arange(1000, 1005))
     save_failures(tmp_path / "disjoint" / "failures.npz", [other])
@@ -160,7 +169,40 @@ def test_bad_inputs_exit_with_one_clear_line(roots, tmp_path):
     expect_clean_error(invoke("inherit", lone, "--format", "csv"), ["no pair to compare"])
 
 
+def test_only_the_chosen_adaptations_are_compared(roots):
+    tweets, drugs, sets = roots
+    out = run_json(tweets, drugs, "--adaptation", "scratch")
+    assert {r["model"] for r in out["rates"]} == {"tweets/scratch", "drugs/scratch"}
+    assert len(out["pairs"]) == 2  # one pair per perturbation
+    assert {g["relation"] for g in out["summary"]} == {"both scratch"}
+
+
 def test_a_folder_given_twice_is_read_once(roots):
     tweets, _, _ = roots
     out = run_json(tweets, tweets / "seed0", tweets / "seed0" / "failures.npz")
     assert len(out["files"]) == 1 and len(out["rates"]) == 4
+
+
+def test_tables_by_adaptation_average_each_task_and_adaptation_over_its_models(tmp_path):
+    """Two seeds of each of two adaptations: one row per adaptation, the seeds' mean."""
+    rng = np.random.default_rng(3)
+    sets = {}
+    for adaptation, rate in (("lp", 0.2), ("ft", 0.4)):
+        for seed in (0, 1):
+            model = f"tweets/{adaptation}/seed{seed}"
+            s = failure_set(model, rng.random(PROBES) < rate, "tweets", "minilm", "typo")
+            sets[adaptation, seed] = dataclasses.replace(s, adaptation=adaptation)
+    save_failures(tmp_path / "failures.npz", list(sets.values()))
+    result = invoke("inherit", tmp_path, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    mean = 100 * np.mean([sets["ft", 0].rate, sets["ft", 1].rate])
+    assert f"| tweets | ft | minilm | 2 | {mean:.1f} ± " in text
+    within = overlap(sets["ft", 0], sets["ft", 1])
+    across = [overlap(sets["ft", i], sets["lp", j]) for i in (0, 1) for j in (0, 1)]
+    jaccard = np.mean([p.jaccard for p in across])
+    beyond = 100 * np.mean([p.beyond_chance for p in across])
+    row = next(line for line in text.splitlines() if "tweets · ft (2) |" in line)
+    assert f"{within.jaccard:.2f} ({100 * within.beyond_chance:+.1f})" in row
+    assert f"{jaccard:.2f} ({beyond:+.1f})" in row
+    assert "seed0" not in text  # no row per model

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from tests.experiment_helpers import Notes
 from typer.testing import CliRunner
 
 from stalwart.cli import app
@@ -14,7 +15,6 @@ from stalwart.config import validate_run_config
 from stalwart.errors import CheckpointError, ConfigError
 from stalwart.experiments.configs import parse_experiment
 from stalwart.experiments.executors import LocalExecutor
-from stalwart.experiments.kinds import Reporter
 from stalwart.experiments.kinds.testbed import run_testbed
 from stalwart.experiments.run import load_run, run
 from stalwart.shift.line import cross_validated_predictions
@@ -46,14 +46,6 @@ def config_for(root, zoo=ZOO, **extra):
            "workers": 1, "data": {"name": "digits", "shifts": SHIFTS}, "zoo": zoo,
            **extra}  # fmt: skip
     return parse_experiment(raw, "test")
-
-
-class Notes(Reporter):
-    def __init__(self):
-        self.lines = []
-
-    def note(self, text):
-        self.lines.append(text)
 
 
 @pytest.fixture(scope="module")

@@ -23,35 +23,48 @@ from stalwart.errors import ConfigError, closest
 
 if TYPE_CHECKING:
     from stalwart.report import ResultTable
-    from stalwart.shift.inherit import FailureSet, Overlap, OverlapMatrix, PairGroup
+    from stalwart.shift.inherit import (
+        FailureSet,
+        GroupedMatrix,
+        Overlap,
+        OverlapMatrix,
+        PairGroup,
+    )
 
 FORMATS = ("table", "markdown", "csv", "json")
+BY = ("adaptation", "model")
+"""How tables are laid out: one row per task and adaptation (seeds averaged) or per model."""
 TABLE_WIDTH = 200
 """The width a table written with --out is laid out for (no terminal to measure)."""
 
 
-def _choose(sets: list[FailureSet], wanted: list[str]) -> list[FailureSet]:
-    """The sets under the ``wanted`` perturbations (all for none), or an error listing them."""
-    found = sorted({s.perturbation for s in sets})
+def _choose(sets: list[FailureSet], field: str, wanted: list[str]) -> list[FailureSet]:
+    """The sets whose ``field`` is one of ``wanted`` (all for none), or an error listing them."""
+    found = sorted({getattr(s, field) for s in sets})
     for name in wanted:
         if name not in found:
+            what = "under perturbation" if field == "perturbation" else f"of {field}"
             raise ConfigError(
-                f"no failures under perturbation {name!r}{closest(name, found)}; the files hold "
-                f"{found}"
+                f"no failures {what} {name!r}{closest(name, found)}; the files hold {found}"
             )
-    return [s for s in sets if not wanted or s.perturbation in wanted]
+    return [s for s in sets if not wanted or getattr(s, field) in wanted]
 
 
 def _by_group(sets: list[FailureSet]) -> dict[tuple[str, str], list[FailureSet]]:
-    """The sets per (perturbation, kind), each group's models sorted by name."""
+    """The sets per (perturbation, kind), each group's models by task, adaptation and name."""
     groups: dict[tuple[str, str], list[FailureSet]] = {}
-    for s in sorted(sets, key=lambda s: (s.perturbation, s.kind, s.model)):
+    for s in sorted(sets, key=lambda s: (s.perturbation, s.kind, s.task, s.adaptation, s.model)):
         groups.setdefault((s.perturbation, s.kind), []).append(s)
     return groups
 
 
 def _source(s: FailureSet) -> str:
     return s.encoder if s.encoder is not None else "scratch"
+
+
+def _adaptation_label(s: FailureSet) -> str:
+    """The group of a model in ``--by adaptation`` tables: its task and adaptation."""
+    return f"{s.task} · {s.adaptation}"
 
 
 def _number(value: float, digits: int = 2, sign: bool = False) -> str:
@@ -82,6 +95,57 @@ def _rates_table(groups: dict[tuple[str, str], list[FailureSet]]) -> ResultTable
             name, s.task, s.adaptation, _source(s),
             *("-" if r is None else f"{100 * r:.1f}" for r in cells),
         )  # fmt: skip
+    return table
+
+
+def _grouped_rates_table(groups: dict[tuple[str, str], list[FailureSet]]) -> ResultTable:
+    from stalwart.report import ResultTable, mean_std, percent_cell
+
+    columns = [f"{p} {k} %" for p, k in groups]
+    table = ResultTable(
+        ["task", "adaptation", "encoder", "models", *columns],
+        title="failure rate per task and adaptation (% of the probes, mean ± std over its "
+        "models; flip: the prediction changed, error: it is wrong)",
+        fold={"encoder"},
+    )
+    rates: dict[tuple[str, str], dict[tuple[str, str], list[float]]] = {}
+    first: dict[tuple[str, str], FailureSet] = {}
+    for column, found in groups.items():
+        for s in found:
+            key = (s.task, s.adaptation)
+            first.setdefault(key, s)
+            rates.setdefault(key, {}).setdefault(column, []).append(s.rate)
+    for key in sorted(rates):
+        s = first[key]
+        models = max(len(r) for r in rates[key].values())
+        cells = [rates[key].get(column) for column in groups]
+        table.add(
+            s.task, s.adaptation, _source(s), str(models),
+            *("-" if r is None else percent_cell(mean_std(r)) for r in cells),
+        )  # fmt: skip
+    return table
+
+
+def _grouped_matrix_table(perturbation: str, kind: str, grouped: GroupedMatrix) -> ResultTable:
+    from stalwart.report import ResultTable
+
+    n = len(grouped.labels)
+    table = ResultTable(
+        ["task · adaptation", *(f"#{j + 1}" for j in range(n))],
+        title=f"{perturbation} ({kind}): mean Jaccard index of failures over the pairs of "
+        "models of the two groups (on the diagonal, between a group's own models), and in "
+        "brackets the joint failure rate beyond chance (points)",
+    )
+
+    def cell(i: int, j: int) -> str:
+        if not grouped.pairs[i, j]:
+            return "-"
+        jaccard, beyond = grouped.jaccard[i, j], 100 * grouped.beyond_chance[i, j]
+        return f"{_number(jaccard)} ({_number(beyond, 1, sign=True)})"
+
+    for i, label in enumerate(grouped.labels):
+        rows = f"#{i + 1} {label} ({grouped.sizes[i]})"
+        table.add(rows, *(cell(i, j) for j in range(n)))
     return table
 
 
@@ -183,12 +247,24 @@ def inherit(
         list[str] | None,
         typer.Option(help="Only this perturbation (repeatable). Default: every one found."),
     ] = None,
+    adaptation: Annotated[
+        list[str] | None,
+        typer.Option(help="Only models of this adaptation (repeatable). Default: every one."),
+    ] = None,
     format: Annotated[
         str, typer.Option("--format", help="table, markdown, csv (one row per pair) or json.")
     ] = "table",
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the output to this file, not stdout.")
     ] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Tables per task and adaptation, seeds averaged (adaptation), or per model "
+            "(model). CSV and JSON always hold every model and pair.",
+        ),
+    ] = "adaptation",
 ) -> None:
     """Which failures models adapted from one encoder share, against models from scratch.
 
@@ -198,14 +274,23 @@ def inherit(
     scratch (homogenization, arXiv 2108.07258). CSV and JSON add the expected joint rate, the
     lift and the exact one-sided p-value of each pair.
     """
-    from stalwart.shift.inherit import find_failure_files, overlap_matrix, read_failures, summarize
+    from stalwart.shift.inherit import (
+        find_failure_files,
+        grouped_matrix,
+        overlap_matrix,
+        read_failures,
+        summarize,
+    )
 
     if format not in FORMATS:
         raise ConfigError(
             f"unknown format {format!r}{closest(format, FORMATS)}; choose from {list(FORMATS)}"
         )
+    if by not in BY:
+        raise ConfigError(f"unknown --by {by!r}{closest(by, BY)}; choose from {list(BY)}")
     files = find_failure_files(roots)
-    groups = _by_group(_choose(read_failures(files), perturbation or []))
+    sets = _choose(read_failures(files), "perturbation", perturbation or [])
+    groups = _by_group(_choose(sets, "adaptation", adaptation or []))
     matrices = {key: overlap_matrix(found) for key, found in groups.items()}
     pairs = [pair for matrix in matrices.values() for pair in matrix.pairs()]
     summary = summarize(pairs)
@@ -219,8 +304,15 @@ def inherit(
     elif format == "json":
         text = _json(files, groups, pairs, summary)
     else:
-        tables = [_rates_table(groups)]
-        tables += [_matrix_table(*key, matrix) for key, matrix in matrices.items()]
+        if by == "model":
+            tables = [_rates_table(groups)]
+            tables += [_matrix_table(*key, matrix) for key, matrix in matrices.items()]
+        else:
+            tables = [_grouped_rates_table(groups)]
+            tables += [
+                _grouped_matrix_table(*key, grouped_matrix(matrix, _adaptation_label))
+                for key, matrix in matrices.items()
+            ]
         if summary:
             tables.append(_summary_table(summary))
         if out is None and format == "table":

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import importlib
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -166,6 +166,38 @@ def _keep_in_eval_mode(module: nn.Module, args: object) -> None:
     module.training = False
 
 
+class FeatureCache:
+    """A linear probe's ``model.features``, computed once per distinct input row.
+
+    Under ``lp`` the body is frozen and in eval mode, so its features are a fixed function of
+    each input row: a pretrained transformer's forward pass, by far the cost of a probe,
+    is paid once per example instead of once per example and epoch (validation included).
+    Only integer inputs (token ids) are cached, keyed by their bytes; float inputs (images,
+    which augmentations change from epoch to epoch) and inputs that need a gradient (an
+    attack on the input) go through the body every time.
+    """
+
+    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.features = features
+        self.rows: dict[bytes, torch.Tensor] = {}
+        self.computed = 0
+        """How many rows went through the body (for tests and profiling)."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's features of ``x``, each row's computed once."""
+        if x.is_floating_point() or x.is_complex() or x.requires_grad or x.ndim < 2:
+            return self.features(x)
+        keys = [row.tobytes() for row in x.detach().cpu().numpy()]
+        missing = sorted({i for i, key in enumerate(keys) if key not in self.rows})
+        if missing:
+            with torch.no_grad():  # the body is frozen: no gradient flows into it anyway
+                found = self.features(x[missing])
+            for i, row in zip(missing, found, strict=True):
+                self.rows.setdefault(keys[i], row)
+            self.computed += len(missing)
+        return torch.stack([self.rows[key] for key in keys])
+
+
 @contextmanager
 def adapted(
     model: nn.Module, adaptation: AdaptationConfig, *, seed: int = 0
@@ -176,6 +208,8 @@ def adapted(
     every call (a forward pre-hook, so that code which switches the model to train mode,
     such as an attack inside a method, cannot switch the body back; the model's own top-level
     code is not a body module, and no registered model keeps train-mode behaviour there).
+    Under ``lp`` the body's features of token-id inputs are computed once per distinct input
+    (``FeatureCache``, set as the model's ``features`` until exit).
     ``lora`` adds adapters (``add_lora``) and freezes everything but them and the head. On
     exit every parameter that existed before gets its ``requires_grad`` back and the hooks are
     removed.
@@ -197,6 +231,7 @@ def adapted(
     head = model_head(model, strategy)
     was_trainable = [(p, p.requires_grad) for p in model.parameters()]
     hooks = []
+    cached = False
     try:
         if strategy == "lora":
             add_lora(model, adaptation, seed=seed)
@@ -207,10 +242,15 @@ def adapted(
                 hooks.append(module.register_forward_pre_hook(_keep_in_eval_mode))
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
+            if callable(getattr(model, "features", None)):
+                model.features = FeatureCache(model.features)  # shadows the method until exit
+                cached = True
         for parameter in head.parameters():
             parameter.requires_grad_(True)
         yield model
     finally:
+        if cached:
+            del model.features  # the class's method again
         for hook in hooks:
             hook.remove()
         for parameter, trainable in was_trainable:

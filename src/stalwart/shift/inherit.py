@@ -42,7 +42,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,6 +402,54 @@ def overlap_matrix(sets: Sequence[FailureSet]) -> OverlapMatrix:
 
     return OverlapMatrix(
         sets, tuple(tuple(cell(i, j) for j in range(len(sets))) for i in range(len(sets)))
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedMatrix:
+    """Mean overlap between groups of models, e.g. one task and adaptation over its seeds.
+
+    Attributes:
+        labels: the groups, in order of first appearance in the matrix.
+        sizes: how many models each group holds.
+        pairs: ``pairs[g, h]``, the number of pairs of distinct models, one from each group
+            (within a group, each pair once).
+        jaccard: the mean Jaccard index of those pairs where it is defined (NaN if none).
+        beyond_chance: the mean joint rate beyond chance (NaN where there is no pair: the
+            diagonal of a group of one model).
+    """
+
+    labels: tuple[str, ...]
+    sizes: tuple[int, ...]
+    pairs: np.ndarray
+    jaccard: np.ndarray
+    beyond_chance: np.ndarray
+
+
+def grouped_matrix(matrix: OverlapMatrix, label: Callable[[FailureSet], str]) -> GroupedMatrix:
+    """``matrix`` averaged over the models of each group that ``label`` names.
+
+    Every pair of distinct models counts once, in the cell of its two groups; a set paired
+    with itself (the diagonal of ``matrix``) never counts, so a group's own cell is the
+    overlap between its seeds.
+    """
+    labels = list(dict.fromkeys(label(s) for s in matrix.sets))
+    of = [labels.index(label(s)) for s in matrix.sets]
+    g = len(labels)
+    jaccard: list[list[list[float]]] = [[[] for _ in range(g)] for _ in range(g)]
+    beyond: list[list[list[float]]] = [[[] for _ in range(g)] for _ in range(g)]
+    for i in range(len(matrix.sets)):
+        for j in range(i + 1, len(matrix.sets)):
+            pair = matrix[i, j]
+            for a, b in {(of[i], of[j]), (of[j], of[i])}:
+                jaccard[a][b].append(pair.jaccard)
+                beyond[a][b].append(pair.beyond_chance)
+    return GroupedMatrix(
+        tuple(labels),
+        tuple(of.count(k) for k in range(g)),
+        np.array([[len(cell) for cell in row] for row in beyond], dtype=np.int64),
+        np.array([[_nanmean(cell) for cell in row] for row in jaccard]),
+        np.array([[_nanmean(cell) for cell in row] for row in beyond]),
     )
 
 

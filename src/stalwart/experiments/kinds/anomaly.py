@@ -29,7 +29,8 @@ from pydantic import Field, field_validator
 
 from stalwart.config import NamedConfig
 from stalwart.errors import ConfigError, closest
-from stalwart.experiments.executors import Executor, LocalExecutor
+from stalwart.experiments.cells import run_cells
+from stalwart.experiments.executors import Executor
 from stalwart.experiments.kinds import Reporter, register_kind
 from stalwart.io import atomic_write_text, write_json
 from stalwart.report import ResultTable
@@ -147,6 +148,14 @@ def _run_cell(task: tuple[Any, dict[str, Any], str]) -> dict[str, Any]:
     return found
 
 
+def _announce(found: dict[str, Any]) -> str:
+    """One line for a fitted cell: dataset, detector, seed, AUROC."""
+    return (
+        f"{found['dataset']} · {found['detector']} · seed {found['seed']}: AUROC "
+        f"{found['auroc']:.3f} ({found['fit_seconds']:.1f}s)"
+    )
+
+
 def run_anomaly(
     config: AnomalyConfig, reporter: Reporter, executor: Executor | None = None
 ) -> dict[str, Any]:
@@ -158,27 +167,19 @@ def run_anomaly(
     config.validate_runs()
     root = config.root()
     fields = {"odds_folder": config.odds_folder, "image_train": config.image_train}
-    records: list[dict[str, Any] | None] = []
-    pending = []
+    tasks, kept = [], []
     for dataset in expand_datasets(config):
         for detector, params in config.detectors.items():
             for seed in config.seeds:
                 cell = Cell(dataset, detector, seed, params, config.threshold_fpr)
                 path = _cell_path(root, dataset, detector, seed)
-                kept = _reusable(path, asdict(cell), fields)
-                if kept is None:
-                    pending.append((len(records), (cell, fields, str(path))))
-                records.append(kept)
-    reporter.note(f"{len(records) - len(pending)} cells reused, {len(pending)} to fit")
-    for position, found in (executor or LocalExecutor(config.workers)).map(
-        _run_cell, [task for _, task in pending]
-    ):
-        records[pending[position][0]] = found
-        reporter.note(
-            f"{found['dataset']} · {found['detector']} · seed {found['seed']}: AUROC "
-            f"{found['auroc']:.3f} ({found['fit_seconds']:.1f}s)"
-        )
-    summary = summarize([r for r in records if r is not None])
+                tasks.append((cell, fields, str(path)))
+                kept.append(_reusable(path, asdict(cell), fields))
+    records = run_cells(
+        tasks, kept, _run_cell, reporter, _announce, workers=config.workers,
+        executor=executor, verb="fit",
+    )  # fmt: skip
+    summary = summarize(records)
     result = {"summary": summary, "records": records, "threshold_fpr": config.threshold_fpr}
     write_json(root / "anomaly.json", result)
     atomic_write_text(root / "anomaly.md", "\n".join(t.markdown() for t in tables(summary)))

@@ -21,7 +21,6 @@ and ``stalwart text attack`` read it); a finished cell with the same settings is
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from stalwart.config import NamedConfig, StrictModel
-from stalwart.experiments.executors import Executor, LocalExecutor
+from stalwart.experiments.cells import finished_cell, run_cells
+from stalwart.experiments.executors import Executor
 from stalwart.experiments.kinds import Reporter, register_kind
 from stalwart.io import atomic_write_text, write_json
 from stalwart.report import ResultTable, mean_std, percent_cell
@@ -219,16 +219,6 @@ def _run_cell(task: tuple[Any, str]) -> dict[str, Any]:
     return record
 
 
-def _reusable(folder: Path, cell: dict[str, Any]) -> dict[str, Any] | None:
-    """The results of a finished cell with exactly these settings, else None."""
-    try:
-        found = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
-        return None
-    same = isinstance(found, dict) and found.get("schema") == SCHEMA and found.get("cell") == cell
-    return found if same else None
-
-
 def _train_settings(config: RobenConfig, defense: str) -> dict[str, Any]:
     """``train:`` as written; augmentation keeps tokens seen at least twice unless it says.
 
@@ -266,36 +256,32 @@ def cells(config: RobenConfig, encodings: dict[str, str]) -> list[Any]:
     ]
 
 
+def _announce(found: dict[str, Any]) -> str:
+    """One line for a finished cell: what it is and its accuracies."""
+    cell = found["cell"]
+    certified = found.get("certified_accuracy")
+    return (
+        f"{cell['dataset']} · {cell['defense']} · {cell['model']} · seed {cell['seed']}: "
+        f"clean {found['clean_accuracy']:.3f}, attacked {found['attacked_accuracy']:.3f}"
+        + ("" if certified is None else f", certified {certified:.3f}")
+    )
+
+
 def run_roben(
     config: RobenConfig, reporter: Reporter, executor: Executor | None = None
 ) -> dict[str, Any]:
     """Build the encodings, run (or reuse) every cell, write ``roben.json`` and ``roben.md``."""
     root = config.root()
     encodings = build_encodings(config, reporter)
-    records: list[dict[str, Any] | None] = []
-    pending = []
+    tasks, kept = [], []
     for cell in cells(config, encodings):
         folder = root / "cells" / cell.folder_name()
-        kept = _reusable(folder, json.loads(json.dumps(asdict(cell))))
-        if kept is None:
-            pending.append((len(records), (cell, str(folder))))
-        records.append(kept)
-    reporter.note(f"{len(records) - len(pending)} cells reused, {len(pending)} to train")
-    for position, found in (executor or LocalExecutor(config.workers)).map(
-        _run_cell, [task for _, task in pending]
-    ):
-        records[pending[position][0]] = found
-        cell = found["cell"]
-        reporter.note(
-            f"{cell['dataset']} · {cell['defense']} · {cell['model']} · seed {cell['seed']}: "
-            f"clean {found['clean_accuracy']:.3f}, attacked {found['attacked_accuracy']:.3f}"
-            + (
-                f", certified {found['certified_accuracy']:.3f}"
-                if "certified_accuracy" in found
-                else ""
-            )
-        )
-    summary = summarize([r for r in records if r is not None])
+        tasks.append((cell, str(folder)))
+        kept.append(finished_cell(folder, SCHEMA, asdict(cell)))
+    records = run_cells(
+        tasks, kept, _run_cell, reporter, _announce, workers=config.workers, executor=executor
+    )
+    summary = summarize(records)
     result = {"summary": summary, "records": records}
     write_json(root / "roben.json", result)
     atomic_write_text(root / "roben.md", "\n".join(t.markdown() for t in tables(summary)))
