@@ -24,7 +24,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,text,ray,anomaly]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,text,ray,anomaly,rl]"
 	# Test-only reference attacks; --no-deps, as its declared needs pull another torch build.
 	$(BIN)/python -m pip install --quiet --no-deps "$(TORCHATTACKS_PIN)"
 	touch $@

@@ -1,0 +1,147 @@
+"""Every meta-exploration benchmark by name, in stalwart's registry and in Gymnasium's.
+
+``make("distracting_bus_small")`` and ``gymnasium.make("stalwart/DistractingBusSmall-v0")``
+build the same environment: each Gymnasium id's entry point is the factory below, so the
+benchmark's settings are written once. ``make`` returns the environment itself;
+``gymnasium.make`` returns it inside Gymnasium's usual checking wrappers (reach it with
+``.unwrapped``). A wrong name lists the choices; a wrong size names the parameter and rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stalwart.registry import Registry
+from stalwart.rl.envs.bus import DistractingBusEnv
+from stalwart.rl.envs.city import Cell
+from stalwart.rl.envs.map import MapEnv
+from stalwart.rl.envs.meta import MetaEnv, Split, gymnasium
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the registry records about every benchmark.
+
+    Attributes:
+        gym_id: its Gymnasium id (``gymnasium.make(gym_id)``).
+        summary: one line on what it tests.
+    """
+
+    gym_id: str
+    summary: str
+
+
+ENVS: Registry[MetaEnv] = Registry("environment", info_type=EnvInfo)
+
+
+@ENVS.register(
+    "distracting_bus",
+    EnvInfo(
+        "stalwart/DistractingBus-v0",
+        "DREAM's 9x9 bus city, 4 useful and 4 distracting buses, 576 problems",
+    ),
+)
+def distracting_bus(
+    *,
+    size: int = 9,
+    n_useful: int = 4,
+    n_distracting: int = 4,
+    max_steps: int = 20,
+    train_every: int | None = 11,
+    split: Split = "train",
+    render_mode: str | None = None,
+) -> DistractingBusEnv:
+    """The paper's distracting bus (arXiv 2008.02790, Section 6)."""
+    return DistractingBusEnv(
+        size=size,
+        n_useful=n_useful,
+        n_distracting=n_distracting,
+        max_steps=max_steps,
+        train_every=train_every,
+        split=split,
+        render_mode=render_mode,
+    )
+
+
+@ENVS.register(
+    "distracting_bus_small",
+    EnvInfo(
+        "stalwart/DistractingBusSmall-v0",
+        "a 5x5 bus city, 2 useful and 2 distracting buses, 4 problems: trains in CPU minutes",
+    ),
+)
+def distracting_bus_small(
+    *,
+    size: int = 5,
+    n_useful: int = 2,
+    n_distracting: int = 2,
+    max_steps: int = 10,
+    train_every: int | None = None,
+    split: Split = "train",
+    render_mode: str | None = None,
+) -> DistractingBusEnv:
+    """A shrunk distracting bus for CPU-minute training (4 problems, so no held-out set)."""
+    return DistractingBusEnv(
+        size=size,
+        n_useful=n_useful,
+        n_distracting=n_distracting,
+        max_steps=max_steps,
+        train_every=train_every,
+        split=split,
+        render_mode=render_mode,
+    )
+
+
+@ENVS.register(
+    "map",
+    EnvInfo("stalwart/Map-v0", "DREAM's bus city with a map at (7, 3) showing the buses"),
+)
+def map_city(
+    *,
+    size: int = 9,
+    n_useful: int = 4,
+    n_distracting: int = 0,
+    max_steps: int = 20,
+    train_every: int | None = None,
+    map_cell: Cell | None = None,
+    split: Split = "train",
+    render_mode: str | None = None,
+) -> MapEnv:
+    """The paper's map benchmark (arXiv 2008.02790, Section 6)."""
+    return MapEnv(
+        size=size,
+        n_useful=n_useful,
+        n_distracting=n_distracting,
+        max_steps=max_steps,
+        train_every=train_every,
+        map_cell=map_cell,
+        split=split,
+        render_mode=render_mode,
+    )
+
+
+def make(name: str, **params: Any) -> MetaEnv:
+    """Build the benchmark ``name`` with its settings changed by ``params``.
+
+    Raises:
+        ConfigError: on a wrong name (the choices are listed), an unknown parameter, a value
+            of the wrong type, or sizes that do not fit (grid too small for the stops, ...).
+    """
+    return ENVS.build(name, **params)
+
+
+def gym_id(name: str) -> str:
+    """The Gymnasium id of benchmark ``name``."""
+    return ENVS.info(name).gym_id
+
+
+def register_gymnasium_ids() -> None:
+    """Register every benchmark with Gymnasium (again only if missing: imports may repeat)."""
+    for name in ENVS:
+        info: EnvInfo = ENVS.info(name)
+        if info.gym_id not in gymnasium.registry:
+            gymnasium.register(id=info.gym_id, entry_point=f"{__name__}:{ENVS.get(name).__name__}")
+
+
+register_gymnasium_ids()
