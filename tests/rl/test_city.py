@@ -34,6 +34,21 @@ def test_paper_layout_of_the_full_city():
     assert envs.make("map").city.map_cell == (7, 3)
 
 
+def test_small_city_keeps_the_papers_roles():
+    city = envs.make("distracting_bus_small").city
+    assert city.start == (2, 2)
+
+    def offsets(cells):
+        return {(abs(x - 2), abs(y - 2)) for x, y in cells}
+
+    # Useful stops are orthogonal neighbours of the start, distracting ones diagonal; useful
+    # buses land next to two opposite corners, distracting ones in the middles of edges.
+    assert offsets(city.useful_stops) == {(0, 1), (1, 0)}
+    assert offsets(city.distracting_stops) == {(1, 1)}
+    assert set(city.useful_destinations) == {(0, 1), (4, 3)}
+    assert set(city.distracting_destinations) == {(0, 2), (2, 0)}
+
+
 def test_every_problem_id_is_a_different_set_of_routes():
     city = build_city(9, 4, 4)
     routes = {frozenset(city.routes(problem)) for problem in range(city.n_problems)}
@@ -98,7 +113,12 @@ def test_the_gymnasium_constructor_checks_sizes_too():
 
 
 @pytest.mark.parametrize(
-    ("name", "cls"), [("distracting_bus", envs.DistractingBusEnv), ("map", envs.MapEnv)]
+    ("name", "cls"),
+    [
+        ("distracting_bus", envs.DistractingBusEnv),
+        ("map", envs.MapEnv),
+        ("cooking", envs.CookingEnv),
+    ],
 )
 def test_registered_defaults_are_the_classes_defaults(name, cls):
     registered = {k: p.default for k, p in envs.ENVS.parameters(name).items()}

@@ -103,6 +103,7 @@ def test_exploring_pays_nothing_and_is_truncated_at_the_step_limit(name):
     env = envs.make(name)
     obs, info = env.reset(seed=3)
     assert info["phase"] == "explore" and obs[envs.PHASE] == 0 and obs[envs.INSTRUCTION] == 0
+    assert obs.dtype == env.observation_space.dtype == np.int64 and obs in env.observation_space
     rng = np.random.default_rng(0)
     trace = run(env, rng.integers(env.action_space.n, size=env.max_steps))
     assert [reward for _, reward, *_ in trace] == [0.0] * env.max_steps
@@ -250,6 +251,37 @@ def test_sync_vector_env_from_factories():
     assert obs.shape == (2, 6)
     obs, reward, *_ = vec.step(np.array([UP, RIDE]))
     assert obs[0, 1] == 5 and reward.tolist() == [0.0, 0.0]
+    vec.close()
+
+
+def test_async_vector_env_runs_the_registered_ids():
+    vec = gymnasium.make_vec(
+        envs.gym_id("cooking"),
+        num_envs=2,
+        vectorization_mode="async",
+        vector_kwargs={"context": "fork"},
+    )
+    obs, info = vec.reset(seed=0)
+    for _ in range(21):
+        obs, reward, terminated, truncated, info = vec.step(np.array([RIGHT, UP]))
+    assert obs.tolist() == [[1, 1, 1, obs[0, 3], 2, 0, 0, 0], [1, 1, 1, obs[1, 3], 2, 0, 0, 0]]
+    assert list(info["phase"]) == ["exploit", "exploit"] and 0 not in obs[:, 3]
+    vec.close()
+
+
+def test_vector_env_of_joined_episodes_for_e_rl2():
+    max_steps = 10
+    vec = gymnasium.make_vec(
+        envs.gym_id("distracting_bus_small"), num_envs=2, wrappers=[envs.MetaEpisode]
+    )
+    vec.reset(seed=0)
+    ends = []
+    for _ in range(2 * max_steps + 1):
+        obs, reward, terminated, truncated, info = vec.step(np.array([RIDE, RIDE]))
+        ends.append(bool(terminated[0] or truncated[0]))
+    # One episode of 20 steps: exploring then exploiting; the vector env resets after it.
+    assert ends == [False] * (2 * max_steps - 1) + [True, False]
+    assert list(info["phase"]) == ["explore", "explore"]
     vec.close()
 
 

@@ -12,7 +12,7 @@ Meta-Reinforcement Learning without Sacrifices", ICML 2021 (arXiv 2008.02790).
 
 - ``meta``: the two-episode protocol (read its docstring: how DREAM and E-RL² use it).
 - ``city``: where stops, destinations, goals and the map are; BFS shortest paths.
-- ``bus``: distracting bus; ``map``: the city with a map.
+- ``bus``: distracting bus; ``map``: the city with a map; ``cooking``: the kitchen.
 - ``wrappers``: ``MetaEpisode`` joins a problem's two episodes into one.
 - ``catalog``: every benchmark by name (``make``) and by Gymnasium id.
 """
@@ -20,6 +20,7 @@ Meta-Reinforcement Learning without Sacrifices", ICML 2021 (arXiv 2008.02790).
 from stalwart.rl.envs.bus import ACTION_NAMES, CityEnv, DistractingBusEnv
 from stalwart.rl.envs.catalog import ENVS, EnvInfo, gym_id, make
 from stalwart.rl.envs.city import City, build_city
+from stalwart.rl.envs.cooking import CookingEnv
 from stalwart.rl.envs.map import MapEnv
 from stalwart.rl.envs.meta import EXPLOIT, EXPLORE, INSTRUCTION, PHASE, PHASES, MetaEnv
 from stalwart.rl.envs.wrappers import MetaEpisode
@@ -34,6 +35,7 @@ __all__ = [
     "PHASES",
     "City",
     "CityEnv",
+    "CookingEnv",
     "DistractingBusEnv",
     "EnvInfo",
     "MapEnv",

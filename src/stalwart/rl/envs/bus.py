@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from stalwart.rl.envs.city import City, build_city, steps_to
-from stalwart.rl.envs.meta import EXPLOIT, INSTRUCTION, MetaEnv, Split
+from stalwart.rl.envs.meta import EXPLOIT, INSTRUCTION, MetaEnv, Split, split_problems
 
 LEFT, RIGHT, DOWN, UP, RIDE = range(5)
 ACTION_NAMES = ("left", "right", "down", "up", "ride")
@@ -60,7 +60,7 @@ class CityEnv(MetaEnv):
             n_problems=city.n_problems,
             n_goals=len(city.goals),
             max_steps=max_steps,
-            train_every=train_every,
+            problems=split_problems(city.n_problems, train_every),
             split=split,
             render_mode=render_mode,
         )

@@ -15,6 +15,7 @@ from typing import Any
 from stalwart.registry import Registry
 from stalwart.rl.envs.bus import DistractingBusEnv
 from stalwart.rl.envs.city import Cell
+from stalwart.rl.envs.cooking import CookingEnv
 from stalwart.rl.envs.map import MapEnv
 from stalwart.rl.envs.meta import MetaEnv, Split, gymnasium
 
@@ -116,6 +117,28 @@ def map_city(
         max_steps=max_steps,
         train_every=train_every,
         map_cell=map_cell,
+        split=split,
+        render_mode=render_mode,
+    )
+
+
+@ENVS.register(
+    "cooking",
+    EnvInfo("stalwart/Cooking-v0", "DREAM's kitchen: find the drawers' ingredients, cook a recipe"),
+)
+def cooking(
+    *,
+    n_ingredients: int = 4,
+    max_steps: int = 20,
+    held_out: tuple[int, ...] = (10,),
+    split: Split = "train",
+    render_mode: str | None = None,
+) -> CookingEnv:
+    """The paper's cooking benchmark (arXiv 2008.02790, Section 6)."""
+    return CookingEnv(
+        n_ingredients=n_ingredients,
+        max_steps=max_steps,
+        held_out=held_out,
         split=split,
         render_mode=render_mode,
     )

@@ -78,22 +78,6 @@ RESET_OPTIONS = ("problem", "phase", "goal")
 Split = Literal["train", "test"]
 
 
-def split_problems(n_problems: int, train_every: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Train and held-out problem ids: every ``train_every``-th id trains (DREAM: 11).
-
-    With ``train_every=None`` there is no held-out set: both splits are every problem, as
-    the reference code does for the city and map benchmarks.
-    """
-    ids = np.arange(n_problems, dtype=np.int64)
-    if train_every is None:
-        train, test = ids, ids
-    else:
-        train, test = ids[ids % train_every == 0], ids[ids % train_every != 0]
-    train.flags.writeable = False
-    test.flags.writeable = False
-    return train, test
-
-
 def check_int(name: str, value: Any, low: int, high: int | None = None, rule: str = "") -> int:
     """``value`` as an int within ``[low, high]``, or a ``ConfigError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -102,6 +86,26 @@ def check_int(name: str, value: Any, low: int, high: int | None = None, rule: st
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{name} must be {bound}{rule}; got {value}")
     return int(value)
+
+
+def split_problems(n_problems: int, train_every: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out problem ids: every ``train_every``-th id trains (DREAM: 11).
+
+    With ``train_every=None`` there is no held-out set: both splits are every problem, as
+    the reference code does for the city and map benchmarks.
+    """
+    if train_every is not None:
+        check_int("train_every", train_every, 2, rule=" (None trains on every problem)")
+    ids = np.arange(n_problems, dtype=np.int64)
+    if train_every is None:
+        return ids, ids
+    train, test = ids[ids % train_every == 0], ids[ids % train_every != 0]
+    if len(test) == 0:
+        raise ConfigError(
+            f"train_every={train_every} leaves no held-out problem among {n_problems}; "
+            "use train_every=None to train and test on every problem"
+        )
+    return train, test
 
 
 class MetaEnv(gymnasium.Env[np.ndarray, np.int64], ABC):
@@ -134,13 +138,11 @@ class MetaEnv(gymnasium.Env[np.ndarray, np.int64], ABC):
         n_problems: int,
         n_goals: int,
         max_steps: int,
-        train_every: int | None,
+        problems: tuple[np.ndarray, np.ndarray],
         split: Split,
         render_mode: str | None,
     ) -> None:
         self.max_steps = check_int("max_steps", max_steps, 1)
-        if train_every is not None:
-            check_int("train_every", train_every, 2, rule=" (None trains on every problem)")
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test'; got {shorten(split)}")
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -151,12 +153,10 @@ class MetaEnv(gymnasium.Env[np.ndarray, np.int64], ABC):
         self.render_mode = render_mode
         self.n_problems = n_problems
         self.n_goals = n_goals
-        self.train_problems, self.test_problems = split_problems(n_problems, train_every)
-        if len(self.test_problems) == 0:
-            raise ConfigError(
-                f"train_every={train_every} leaves no held-out problem among {n_problems}; "
-                "use train_every=None to train and test on every problem"
-            )
+        # Read-only, so that a learner holding the split cannot change the env's draws.
+        self.train_problems, self.test_problems = (np.array(ids, np.int64) for ids in problems)
+        self.train_problems.flags.writeable = False
+        self.test_problems.flags.writeable = False
         self.split = split
         self._pool = self.train_problems if split == "train" else self.test_problems
         self.action_space = spaces.Discrete(len(self.action_names))
