@@ -48,3 +48,11 @@ def test_the_oracle_refuses_an_exploration_observation():
     obs, info = env.reset(seed=0)
     with pytest.raises(ValueError, match="exploitation observation"):
         env.oracle_action(obs, info["problem"])
+
+
+def test_the_oracle_cache_stays_bounded(monkeypatch):
+    monkeypatch.setattr("stalwart.rl.envs.bus.ORACLE_CACHE", 2)
+    env = envs.make("distracting_bus")
+    for problem in range(5):
+        assert env.oracle_steps(problem, 0) == 3
+        assert len(env._oracle_tables) <= 2

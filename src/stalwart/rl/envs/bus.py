@@ -38,6 +38,8 @@ ACTION_NAMES = ("left", "right", "down", "up", "ride")
 
 STEP_REWARD = -0.1
 GOAL_REWARD = 1.0
+ORACLE_CACHE = 4096
+"""The most (problem, goal) shortest-path tables an env keeps for its oracle."""
 
 
 class CityEnv(MetaEnv):
@@ -74,6 +76,7 @@ class CityEnv(MetaEnv):
         self._goal_cells = [city.index(goal) for goal in city.goals]
         self._start_cell = city.index(city.start)
         self._pos = self._start_cell
+        self._goal_cell = -1
         self._ride = list(range(n * n))
         self._ride_problem: int | None = None
         self._oracle_tables: dict[tuple[int, int], tuple[list[int], list[list[int]]]] = {}
@@ -148,6 +151,8 @@ class CityEnv(MetaEnv):
     def _oracle_table(self, problem: int, goal: int) -> tuple[list[int], list[list[int]]]:
         key = (problem, goal)
         if key not in self._oracle_tables:
+            if len(self._oracle_tables) >= ORACLE_CACHE:  # bounded, for cities of many problems
+                self._oracle_tables.clear()
             successors = [*self._moves, self.city.ride_table(problem)]
             self._oracle_tables[key] = (steps_to(self._goal_cells[goal], successors), successors)
         return self._oracle_tables[key]
