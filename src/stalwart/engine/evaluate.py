@@ -53,15 +53,17 @@ def predict_logits(
 def logits_in_batches(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     """Outputs of ``model`` on raw inputs ``x`` (no dataset), as float32 on the CPU.
 
-    In eval mode (restored after), in batches, on the model's own device: for diagnostics that
-    transform inputs first (randomized blocks, shifted sets) and load a model where it was.
+    In eval mode (restored after), without gradients, in batches, on the model's own device:
+    for diagnostics that transform inputs first (randomized blocks, shifted sets) and load a
+    model where it was.
     """
     device = model_device(model)
     was_training = model.training
     model.eval()
     try:
-        parts = [model(x[start : start + batch_size].to(device)).float().cpu()
-                 for start in range(0, len(x), batch_size)]  # fmt: skip
+        with torch.no_grad():
+            parts = [model(x[start : start + batch_size].to(device)).float().cpu()
+                     for start in range(0, len(x), batch_size)]  # fmt: skip
     finally:
         model.train(was_training)
     return torch.cat(parts) if parts else torch.empty(0)

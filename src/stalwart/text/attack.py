@@ -7,6 +7,11 @@ true label, and stop as soon as one is misclassified. Candidates are the referen
 ``LongDeleteShortAll``: every internal deletion for words longer than four letters, and four
 random typos of the family for shorter ones; ``candidates="all"`` tries every typo instead.
 
+The examples advance together, one word per round, and every distinct trial sentence of a
+round is scored in one model call (``_lockstep``), so an accelerator gets batches of thousands
+instead of one example's few dozen, and a sentence that recurs (behind a stable encoding most
+typos encode as the word itself) is computed once.
+
 An attack only finds failures, so attacked accuracy is an upper bound on robust accuracy:
 ``certified <= attacked`` always (``check_bound`` asserts it example by example).
 """
@@ -14,9 +19,9 @@ An attack only finds failures, so attacked accuracy is an upper bound on robust 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,7 +44,8 @@ class AttackResult:
         correct: the clean text is classified correctly.
         survived: still correctly classified after the attack (false if it was wrong already).
         adversarial: the attacked tokens of each example (the clean ones if none was found).
-        queries: model evaluations spent on each example.
+        queries: sentences scored for each example, the clean one included (a sentence that
+            recurs is counted each time and computed once).
     """
 
     correct: np.ndarray
@@ -104,53 +110,110 @@ def beam_search_attack(
     rng = random.Random(seed)
     examples = split_tokens(split)
     labels = np.asarray(split.y)
-    n = len(labels)
-    # Encodings are word by word, so a trial's encoding is its beam sentence's with one token
-    # swapped; for an additive model (the bag) its logits are too, one contribution swapped.
     encoded_examples = [encoder.encode_tokens(tokens) for tokens in examples]
     clean_logits = _logits(classifier, encoded_examples, batch_size)
     correct = clean_logits.argmax(axis=1) == labels
     survived = correct.copy()
     adversarial = [list(tokens) for tokens in examples]
-    queries = np.ones(n, dtype=np.int64)
+    queries = np.ones(len(labels), dtype=np.int64)
     additive = classifier.additive() if hasattr(classifier, "additive") else None
-    for i in np.flatnonzero(correct):
-        tokens, y = examples[i], int(labels[i])
-        positions = [p for p, t in enumerate(tokens) if family.perturbable(t)]
-        rng.shuffle(positions)
-        beam = [(list(tokens), encoded_examples[i], clean_logits[i])]
-        for p in positions[:budget]:
-            options = candidates(tokens[p], family, kind, rng)
+    search = _Search(family, budget, beam_width, kind, rng, encoder, additive)
+    attacks = {
+        int(i): search.attack(examples[i], encoded_examples[i], clean_logits[i], int(labels[i]))
+        for i in np.flatnonzero(correct)
+    }
+    # Every distinct sentence is scored once (behind a stable encoding most trials are the
+    # clean sentence again).
+    scored = dict(zip((tuple(e) for e in encoded_examples), clean_logits, strict=True))
+
+    def score(requests: dict[int, list[list[str]]]) -> dict[int, np.ndarray]:
+        new = list(dict.fromkeys(tuple(e) for trials in requests.values() for e in trials))
+        new = [e for e in new if e not in scored]
+        if new:
+            scored.update(zip(new, _logits(classifier, new, batch_size), strict=True))
+        return {i: np.stack([scored[tuple(e)] for e in trials]) for i, trials in requests.items()}
+
+    for i, (won, sentence, spent) in _lockstep(attacks, score).items():
+        survived[i], adversarial[i], queries[i] = not won, sentence, queries[i] + spent
+    return AttackResult(correct, survived, adversarial, queries)
+
+
+Outcome = tuple[bool, list[str], int]
+"""An example's attack: whether it found a misclassified sentence, the sentence, trials spent."""
+Attack = Generator[list[list[str]], np.ndarray, Outcome]
+
+
+@dataclass
+class _Search:
+    """The beam search over one example's words (module docstring), as a generator.
+
+    ``attack`` yields the encodings of each word's trials and is sent back their logits, so
+    ``_lockstep`` can score the trials of every example in one model call. An additive model
+    (the bag) scores its own trials and never yields: its examples run one after another, as
+    they draw from the shared ``rng``; the others draw round by round, in example order.
+    """
+
+    family: TypoFamily
+    budget: int | None
+    beam_width: int
+    kind: Candidates
+    rng: random.Random
+    encoder: Any
+    additive: Any
+
+    def attack(self, tokens: list[str], encoded: list[str], logits: np.ndarray, y: int) -> Attack:
+        positions = [p for p, t in enumerate(tokens) if self.family.perturbable(t)]
+        self.rng.shuffle(positions)
+        beam = [(list(tokens), encoded, logits)]
+        best, spent = list(tokens), 0
+        for p in positions[: self.budget]:
+            options = candidates(tokens[p], self.family, self.kind, self.rng)
             if not options:
                 continue
-            swapped = encoder.encode_tokens(options)
+            swapped = self.encoder.encode_tokens(options)
             trials = [
                 (raw[:p] + [t] + raw[p + 1 :], enc[:p] + [e] + enc[p + 1 :])
                 for raw, enc, _ in beam
                 for t, e in zip(options, swapped, strict=True)
             ]
-            if additive is not None:
+            if self.additive is not None:
                 # Each position is visited once, so every beam sentence still holds the clean
                 # token at p: a trial's logits are its beam's plus (new − clean) contribution.
-                _, contributions = additive
-                clean_token = encoded_examples[i][p]
-                c = np.asarray(contributions([clean_token, *swapped], len(tokens)), dtype=float)
+                _, contributions = self.additive
+                c = np.asarray(contributions([encoded[p], *swapped], len(tokens)), dtype=float)
                 change = c[1:] - c[0]
                 trial_logits = np.concatenate([logits + change for _, _, logits in beam])
             else:
-                trial_logits = _logits(classifier, [enc for _, enc in trials], batch_size)
-            queries[i] += len(trials)
-            predicted = trial_logits.argmax(axis=1)
-            wrong = np.flatnonzero(predicted != y)
+                trial_logits = yield [enc for _, enc in trials]
+            spent += len(trials)
+            wrong = np.flatnonzero(trial_logits.argmax(axis=1) != y)
             if wrong.size:
-                survived[i] = False
-                adversarial[i] = trials[int(wrong[0])][0]
-                break
-            probs = _softmax(trial_logits)
-            keep = np.argsort(probs[:, y], kind="stable")[:beam_width]
+                return True, trials[int(wrong[0])][0], spent
+            keep = np.argsort(_softmax(trial_logits)[:, y], kind="stable")[: self.beam_width]
             beam = [(trials[k][0], trials[k][1], trial_logits[k]) for k in keep]
-            adversarial[i] = beam[0][0]
-    return AttackResult(correct, survived, adversarial, queries)
+            best = beam[0][0]
+        return False, best, spent
+
+
+def _lockstep(
+    attacks: dict[int, Attack], score: Callable[[dict[int, list[list[str]]]], dict[int, np.ndarray]]
+) -> dict[int, Outcome]:
+    """Run every attack to its end, scoring all pending trials together each round.
+
+    A transformer's cost is per sentence and its calls have a fixed overhead, so one call for
+    the trials of many examples (deduplicated) is what makes attacking it affordable.
+    """
+    outcomes: dict[int, Outcome] = {}
+    replies: dict[int, np.ndarray | None] = dict.fromkeys(attacks)
+    while replies:
+        requests = {}
+        for i, reply in replies.items():
+            try:
+                requests[i] = attacks[i].send(reply)
+            except StopIteration as finished:
+                outcomes[i] = finished.value
+        replies = dict(score(requests)) if requests else {}
+    return outcomes
 
 
 def _logits(classifier: object, encoded: Sequence[Sequence[str]], batch_size: int) -> np.ndarray:

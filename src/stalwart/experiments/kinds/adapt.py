@@ -23,8 +23,9 @@ the adapted models share, across tasks and adaptations, beyond chance.
     per_adaptation: {lp: {lr: 0.01}, lp-ft: {lp_lr: 0.01}}
     evaluate: {examples: 300}                # test and ood examples measured
     probe: {task: tweets, split: test, examples: 200}
-    perturbations: [typo, codespell, ood]
+    perturbations: [typo, codespell, ood]    # and attack: RobEn's beam-search typo attack
     typo: {family: internal_edit, rate: 1.0}
+    attack: {examples: 100, beam_width: 5}   # test texts attacked (the typo family's typos)
     upstream_fix: {build: {vocab: 100000, gamma: 0.3}}   # or {encoding: PATH}
     scratch: {name: text_cnn, channels: 64}  # the from-scratch model (vocab: MiniLM's)
     seeds: [0, 1, 2]
@@ -34,7 +35,11 @@ and symbols, joined by spaces), so that a perturbed text differs from its clean 
 perturbation only; with ``upstream_fix`` the extra cells ``ADAPTATION+roben`` read the RobEn
 encoding of that text instead (every word replaced by its cluster's representative), a fix
 applied once, upstream of the encoder, for every task. Perturbations are drawn once per text
-(``perturbation_seed``), so every model sees the same perturbed probes.
+(``perturbation_seed``), so every model sees the same perturbed probes. ``attack`` is the
+adversarial counterpart of ``typo``: RobEn's beam-search attack (``stalwart.text.attack``) with
+the same family, on the first ``attack.examples`` measured test texts, through the trained
+model (behind the fix, through the encoding too), so attacked accuracy is measured before and
+after the fix on the same texts.
 
 Each cell is a folder ``ROOT/cells/TASK-ADAPTATION-seedK/`` holding ``cell.json`` (what it is),
 ``metrics.jsonl`` (its training epochs), ``results.json`` and ``failures.npz``; a finished cell
@@ -74,12 +79,15 @@ SCRATCH_MODELS = ("text_cnn", "text_gru", "bag_of_tokens", "minilm")
 """Models that read MiniLM's token ids from random weights (``minilm`` without pretraining)."""
 DATASETS = ("tweets_by_topic", "drug_reviews_by_condition")
 """Text sources with a held-out shift (``extra["ood"]``) that a task may name."""
-PERTURBATIONS = ("typo", "codespell", "ood")
+PERTURBATIONS = ("typo", "codespell", "ood", "attack")
+DEFAULT_PERTURBATIONS = ["typo", "codespell", "ood"]
+"""Measured unless ``perturbations:`` says otherwise; the attack is asked for by name (it costs
+hundreds of model queries a text)."""
 ENCODER = "all-MiniLM-L6-v2"
 """The pretrained encoder every adapted model comes from (``encoder`` of its failure sets)."""
 FIX = "roben"
 """The suffix of cells whose text passes through the upstream fix: ``lp+roben``."""
-METRICS = ("id_accuracy", "ood_accuracy", "typo_accuracy", "codespell_accuracy")
+METRICS = ("id_accuracy", "ood_accuracy", "typo_accuracy", "codespell_accuracy", "attack_accuracy")
 DEFAULT_TRAIN: dict[str, Any] = {
     "epochs": 3,
     "batch_size": 16,
@@ -239,6 +247,16 @@ class TypoSettings(StrictModel):
         return f"typo:{self.family}" + ("" if self.rate == 1 else f"@{self.rate:g}")
 
 
+class AttackSettings(StrictModel):
+    """The ``attack`` perturbation: RobEn's beam-search attack with the ``typo`` family."""
+
+    examples: int | None = Field(
+        100, ge=1, description="the first this many measured test texts are attacked (None: all)"
+    )
+    beam_width: int = Field(5, ge=1, description="sentences kept after each word")
+    budget: int | None = Field(None, ge=1, description="at most this many words changed")
+
+
 class BuildSettings(StrictModel):
     """A RobEn encoding built (once) for the upstream fix."""
 
@@ -309,8 +327,9 @@ class AdaptConfig(NamedConfig):
     )
     evaluate: EvaluateSettings = EvaluateSettings()
     probe: ProbeSettings
-    perturbations: list[str] = Field(default=list(PERTURBATIONS), min_length=1)
+    perturbations: list[str] = Field(default=DEFAULT_PERTURBATIONS, min_length=1)
     typo: TypoSettings = TypoSettings()
+    attack: AttackSettings = AttackSettings()
     perturbation_seed: int = Field(0, ge=0, description="draws every perturbed text")
     upstream_fix: FixSettings = FixSettings()
     scratch: ComponentConfig = Field(
@@ -413,6 +432,11 @@ class AdaptConfig(NamedConfig):
                     f"per_adaptation sets {adaptation!r}, which is not in adaptations "
                     f"{self.adaptations}; add it there or remove its settings"
                 )
+        if "attack" in self.model_fields_set and "attack" not in self.perturbations:
+            raise ConfigError(
+                "attack: sets up the attack perturbation, which is not measured; add attack to "
+                "perturbations: or remove attack:"
+            )
         for adaptation in self.upstream_fix.adaptations or ():
             _check_choice(adaptation, self.adaptations, "upstream_fix adaptation")
         for adaptation in self.adaptations:  # every cell's settings, checked as TrainConfig
@@ -501,6 +525,14 @@ class Cell:
     perturbations: list[str] = field(default_factory=list)
     typo: dict[str, Any] = field(default_factory=dict)
     perturbation_seed: int = 0
+    attack: dict[str, Any] | None = None  # AttackSettings, where the attack is measured
+
+    def spec(self) -> dict[str, Any]:
+        """The cell as ``cell.json`` and its record hold it (``attack`` only where measured)."""
+        found = asdict(self)
+        if self.attack is None:
+            del found["attack"]
+        return found
 
     @property
     def label(self) -> str:
@@ -526,6 +558,7 @@ def cells(config: AdaptConfig, encoding: str | None) -> list[Cell]:
         "perturbations": list(config.perturbations),
         "typo": config.typo.model_dump(),
         "perturbation_seed": config.perturbation_seed,
+        "attack": config.attack.model_dump() if "attack" in config.perturbations else None,
     }
     fixed = config.fixed_adaptations()
     out = []
@@ -684,7 +717,11 @@ class TextView:
 
 
 class Predictor:
-    """A trained model's predicted class for model inputs, each distinct input computed once."""
+    """A trained model's logits for model inputs (texts), each distinct token-id row computed once.
+
+    Texts that tokenise alike (they differ past ``max_length``, say) share one row; new rows go
+    through the model shortest first, so each batch is cut to a short longest row.
+    """
 
     def __init__(self, model: Any, max_length: int, batch_size: int) -> None:
         from stalwart.data.tokenized import minilm_tokenizer
@@ -693,27 +730,81 @@ class Predictor:
         self.max_length = max_length
         self.batch_size = batch_size
         self.tokenizer = minilm_tokenizer()
-        self._memo: dict[str, int] = {}
+        self._memo: dict[bytes, np.ndarray] = {}
 
-    def __call__(self, inputs: Sequence[str]) -> np.ndarray:
-        """The predicted class of each input."""
+    def logits(self, inputs: Sequence[str]) -> np.ndarray:
+        """Logits ``(len(inputs), classes)``, float64."""
         import torch
 
         from stalwart.data.tokenized import tokenize_texts
         from stalwart.engine.evaluate import logits_in_batches
         from stalwart.errors import DataError
 
-        new = [text for text in dict.fromkeys(inputs) if text not in self._memo]
+        ids = tokenize_texts(self.tokenizer, list(inputs), max_length=self.max_length)
+        keys = [row.tobytes() for row in ids]
+        new = {key: row for key, row in zip(keys, ids, strict=True) if key not in self._memo}
         if new:
-            ids = torch.from_numpy(tokenize_texts(self.tokenizer, new, max_length=self.max_length))
-            logits = logits_in_batches(self.model, ids, self.batch_size)
+            rows = sorted(new.items(), key=lambda item: int(np.count_nonzero(item[1])))
+            batch = torch.from_numpy(np.stack([row for _, row in rows]))
+            logits = logits_in_batches(self.model, batch, self.batch_size).double()
             if not bool(torch.isfinite(logits).all()):
                 raise DataError(
                     "the trained model's outputs are NaN or infinite: its weights diverged "
                     "(lower the learning rate)"
                 )
-            self._memo.update(zip(new, logits.argmax(dim=1).tolist(), strict=True))
-        return np.array([self._memo[text] for text in inputs], dtype=np.int64)
+            self._memo.update(zip((key for key, _ in rows), logits.numpy(), strict=True))
+        if not keys:
+            return np.zeros((0, 0))
+        return np.stack([self._memo[key] for key in keys])
+
+    def __call__(self, inputs: Sequence[str]) -> np.ndarray:
+        """The predicted class of each input."""
+        return self.logits(inputs).argmax(axis=1) if len(inputs) else np.zeros(0, np.int64)
+
+
+class AttackedModel:
+    """A trained cell's model as ``beam_search_attack`` sees it: token lists in, logits out.
+
+    Args:
+        predictor: the model's ``Predictor``.
+        encoder: what stands in front of the model: the RobEn encoding behind the fix, else
+            ``IdentityEncoding`` (the tokens as they are).
+    """
+
+    def __init__(self, predictor: Predictor, encoder: Any) -> None:
+        self.predictor = predictor
+        self.encoder = encoder
+
+    def logits(self, encoded: Sequence[Sequence[str]], batch_size: int = 512) -> np.ndarray:
+        """Logits of each encoded token list, read as the joined text (as ``TextView`` gives)."""
+        return self.predictor.logits([" ".join(tokens) for tokens in encoded])
+
+
+def _attack(cell: Cell, predict: Predictor, encoding: Any, test: Any) -> dict[str, Any]:
+    """Accuracy under RobEn's beam-search attack on the first ``attack.examples`` test texts.
+
+    Texts without a word (emoji only) have nothing to attack and are left out.
+    """
+    from stalwart.text import IdentityEncoding, typo_family
+    from stalwart.text.attack import beam_search_attack
+
+    settings = cell.attack or {}
+    family = typo_family(cell.typo["family"])
+    wordy = [i for i, text in enumerate(test.texts) if _tokens(text)]
+    attacked = test.subset(np.array(wordy[: settings.get("examples") or len(wordy)]))
+    model = AttackedModel(predict, encoding if encoding is not None else IdentityEncoding(family))
+    started = time.perf_counter()
+    found = beam_search_attack(
+        model, attacked, family=family, budget=settings.get("budget"),
+        beam_width=settings.get("beam_width", 5), seed=cell.perturbation_seed,
+    )  # fmt: skip
+    return {
+        "examples": len(attacked),
+        "attack_accuracy": found.attacked_accuracy,
+        "attack_clean_accuracy": float(found.correct.mean()),
+        "attack_queries": float(found.queries.mean()),
+        "attack_seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _accuracy(predicted: np.ndarray, y: np.ndarray) -> float:
@@ -762,7 +853,7 @@ def run_cell(cell: Cell, folder: Path, cache: Path) -> dict[str, Any]:
     from stalwart.shift.inherit import FailureSet, save_failures
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    write_json(folder / "cell.json", asdict(cell))
+    write_json(folder / "cell.json", cell.spec())
     misspellings = None
     if "codespell" in cell.perturbations:
         from stalwart.data.sources.codespell import codespell_misspellings
@@ -797,6 +888,11 @@ def run_cell(cell: Cell, folder: Path, cache: Path) -> dict[str, Any]:
         found[f"{perturbation}_accuracy"] = _accuracy(predict(inputs), test.y)
         changed = sum(view.changed(t, perturbation) for t in test.texts)
         found[f"{perturbation}_words_changed"] = changed / max(words, 1)
+
+    if cell.attack is not None:
+        attack = _attack(cell, predict, encoding, test)
+        found["examples"]["attack"] = attack.pop("examples")
+        found |= attack
 
     description = {
         "model": cell.model_name(),
@@ -847,7 +943,7 @@ def run_cell(cell: Cell, folder: Path, cache: Path) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(time.process_time() - cpu_started, 2),
     }
-    record = {"schema": SCHEMA, "cell": asdict(cell), **found}
+    record = {"schema": SCHEMA, "cell": cell.spec(), **found}
     write_json(folder / "results.json", record)
     return record
 
@@ -960,7 +1056,7 @@ def run_adapt(
     for cell in cells(config, encoding):
         folder = root / "cells" / cell.folder_name()
         tasks.append((cell, str(folder), str(cache)))
-        kept.append(finished_cell(folder, SCHEMA, asdict(cell), FAILURES))
+        kept.append(finished_cell(folder, SCHEMA, cell.spec(), FAILURES))
     records = run_cells(
         tasks, kept, _run_cell, reporter, _announce, workers=config.workers, executor=executor
     )
@@ -986,7 +1082,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     for (task, label), found in rows.items():
         stats = {
             metric: mean_std(r[metric] for r in found)
-            for metric in (*METRICS, "train_seconds", "seconds")
+            for metric in (*METRICS, "attack_clean_accuracy", "train_seconds", "seconds")
             if all(metric in r for r in found)
         }
         flips = {
@@ -1001,13 +1097,27 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tables(summary: dict[str, Any]) -> list[ResultTable]:
-    """Accuracy per task × adaptation, then the flip rates on the shared probes."""
+    """Accuracy per task × adaptation, then the flip rates on the shared probes.
+
+    The ``attacked`` column, and beside it the clean accuracy on the same (attacked) texts,
+    are there only when some cell measured the attack.
+    """
     rows = summary["rows"]
     examples = rows[0]["examples"] if rows else {}
+    metrics = [m for m in METRICS if m != "attack_accuracy"]
+    attacked = any("attack_accuracy" in row["stats"] for row in rows)
+    names = ["ID", "OOD", "typo", "codespell"]
+    names += ["attacked", "clean (same texts)"] if attacked else []
     accuracy = ResultTable(
-        ["task", "adaptation", "ID", "OOD", "typo", "codespell", "train s", "seeds"],
+        ["task", "adaptation", *names, "train s", "seeds"],
         title="accuracy (%), mean ± std over seeds: ID on the test split, OOD on the held-out "
-        "topics or conditions, typo and codespell on the perturbed test split",
+        "topics or conditions, typo and codespell on the perturbed test split"
+        + (
+            ", attacked under the beam-search typo attack on the first test texts, beside their "
+            "clean accuracy"
+            if attacked
+            else ""
+        ),
     )
     flips = ResultTable(
         ["task", "adaptation", "typo flips", "codespell flips", "probes"],
@@ -1015,7 +1125,8 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
     )
     for row in rows:
         stats = row["stats"]
-        cells_ = [percent_cell(stats[m]) if m in stats else "-" for m in METRICS]
+        measured = metrics + (["attack_accuracy", "attack_clean_accuracy"] if attacked else [])
+        cells_ = [percent_cell(stats[m]) if m in stats else "-" for m in measured]
         seconds = stats.get("train_seconds")
         accuracy.add(
             row["task"], row["adaptation"], *cells_,
