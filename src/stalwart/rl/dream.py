@@ -264,9 +264,14 @@ class Dream(MetaLearner):
             "exploitation": EpisodeReplay(cfg.replay_size, self.max_steps, obs_size),
         }
 
+    @staticmethod
+    def decoder_turn(index: int) -> bool:
+        """Whether update (or round) ``index`` conditions π_task on g(τᵉ) rather than on μ."""
+        return index % 2 == 1
+
     def policy(self, *, training: bool, round_index: int = 0) -> DreamPolicy:
         """See ``MetaLearner.policy``."""
-        return DreamPolicy(self, training=training, use_decoder=round_index % 2 == 0)
+        return DreamPolicy(self, training=training, use_decoder=self.decoder_turn(round_index + 1))
 
     def store(self, rollouts: Sequence[ProblemRollout]) -> None:
         """See ``MetaLearner.store``."""
@@ -287,7 +292,7 @@ class Dream(MetaLearner):
         contexts = nets["decoder"](explore.obs, explore.actions)
         reconstruction = decoder_loss(contexts, f, explore.observation_mask)
         bottleneck = bottleneck_penalty(f, dream.bottleneck_threshold)
-        if self.updates % 2 == 1:
+        if self.decoder_turn(self.updates):
             z = final_contexts(contexts, explore.lengths)
         else:
             z = f + dream.noise * torch.randn(f.shape, generator=self.generator)
