@@ -17,6 +17,7 @@ networks; each keeps a ``QLearner`` (online net, target net, optimiser).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -99,11 +100,23 @@ class QLearner(nn.Module):
 
 
 def optimizer_step(
-    optimizer: torch.optim.Optimizer, loss: Tensor, parameters: list[Tensor], max_norm: float
-) -> float:
-    """Backward, clip the gradient's global norm to ``max_norm``, step; return the norm."""
-    optimizer.zero_grad(set_to_none=True)
+    loss: Tensor,
+    groups: Sequence[tuple[torch.optim.Optimizer, list[Tensor]]],
+    max_norm: float,
+) -> list[float]:
+    """One backward of ``loss``, then for each (optimiser, parameters): clip, step.
+
+    Learners whose parts have their own optimisers over disjoint parameters (DREAM's two
+    policies) add their losses and take one backward pass: each part's gradient is that of
+    its own loss. Each group's gradient is clipped to global norm ``max_norm`` on its own.
+
+    Returns:
+        Each group's gradient norm before clipping.
+    """
+    for optimizer, _ in groups:
+        optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-    optimizer.step()
-    return float(norm)
+    norms = [float(torch.nn.utils.clip_grad_norm_(params, max_norm)) for _, params in groups]
+    for optimizer, _ in groups:
+        optimizer.step()
+    return norms

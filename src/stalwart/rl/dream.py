@@ -287,7 +287,7 @@ class Dream(MetaLearner):
         explore = self.replays["exploration"].batch(indices)
         exploit = self.replays["exploitation"].batch(indices)
 
-        # π_task, f and g: one step on TD loss + decoder loss + bottleneck.
+        # π_task, f and g: TD loss + decoder loss + bottleneck.
         f = nets["encoder"](exploit.problems)
         contexts = nets["decoder"](explore.obs, explore.actions)
         reconstruction = decoder_loss(contexts, f, explore.observation_mask)
@@ -305,11 +305,8 @@ class Dream(MetaLearner):
             cfg.gamma,
         )  # fmt: skip
         task_loss = task_td + reconstruction + dream.bottleneck_weight * bottleneck
-        optimizer_step(
-            self.optimizers["exploitation"], task_loss, self.task_parameters, cfg.max_grad_norm
-        )
 
-        # π_exp: one step on the relabelled exploration rewards.
+        # π_exp: double DQN on the exploration rewards, relabelled by the current f and g.
         rewards = exploration_rewards(
             contexts.detach(), f.detach(), explore.mask, dream.exploration_penalty
         )
@@ -321,10 +318,15 @@ class Dream(MetaLearner):
         scout_td = double_dqn_loss(
             online_q, target_q, explore.actions, rewards, explore.dones, explore.mask, cfg.gamma
         )
+        # The two losses share no parameters: one backward pass, one step of each optimiser.
         optimizer_step(
-            self.optimizers["exploration"], scout_td, list(scout.online.parameters()),
+            task_loss + scout_td,
+            [
+                (self.optimizers["exploitation"], self.task_parameters),
+                (self.optimizers["exploration"], list(scout.online.parameters())),
+            ],
             cfg.max_grad_norm,
-        )  # fmt: skip
+        )
         self.updates += 1
         return {
             "exploitation_td": task_td.item(),

@@ -111,7 +111,7 @@ class ERL2(MetaLearner):
             online_q, target_q, batch.actions, batch.rewards, batch.dones, batch.mask, cfg.gamma
         )
         optimizer_step(
-            self.optimizers["q"], loss, list(learner.online.parameters()), cfg.max_grad_norm
+            loss, [(self.optimizers["q"], list(learner.online.parameters()))], cfg.max_grad_norm
         )
         self.updates += 1
         return {"td": loss.item()}

@@ -168,6 +168,7 @@ class _Training:
                         "or choose another run directory"
                     )
                 self._restore()
+                state = self.state
                 resumed_from = state.steps
             else:
                 write_json(self.root / "config.json", cfg.model_dump())
@@ -238,7 +239,6 @@ class _Training:
             "updates": self.learner.updates,
             "rounds": state.rounds,
             "epsilon": self.epsilon(state.steps),
-            "eval_seconds": round(time.perf_counter() - started, 3),
         }
         state.curve.append(record)
         state.train_returns = []
@@ -246,8 +246,14 @@ class _Training:
         if self.root is not None:
             append_line(self._metrics_path, json.dumps(record))
         if self.on_progress is not None:
+            seconds = round(time.perf_counter() - started, 3)
             self.on_progress(
-                {"step": state.steps, "total_steps": cfg.total_steps, "evaluation": record}
+                {
+                    "step": state.steps,
+                    "total_steps": cfg.total_steps,
+                    "evaluation": record,
+                    "eval_seconds": seconds,
+                }
             )
         return result
 
