@@ -56,9 +56,10 @@ def unrolled_q(learner: ERL2, episode) -> torch.Tensor:
 def test_the_memory_crosses_the_phase_switch_and_resets_at_the_next_problem():
     learner, env = tiny_erl2()
     rng = np.random.default_rng(0)
+    recording = Recording(learner.policy(training=True))  # one policy, as in a long run
     with torch.no_grad():
-        for _ in range(2):  # two problems in a row on the same env and learner
-            recording = Recording(learner.policy(training=True))
+        for _ in range(2):  # two problems in a row on the same env and policy
+            recording.q = []
             played = rollout([env], recording, epsilon=1.0, rng=rng, reveal_problems=True)[0]
             joined = played.joined()
             acted = torch.cat(recording.q)  # one row per step taken, both phases

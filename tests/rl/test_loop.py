@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -67,7 +68,7 @@ def test_the_curve_counts_environment_steps_and_evaluates_on_schedule():
     steps = [record["step"] for record in result.curve]
     assert steps[0] == 0 and steps == sorted(steps) and steps[-1] >= 200
     # One evaluation in each stretch of 80 steps: rounds are 2 problems of 6 to 10 steps.
-    assert all(later - earlier <= 80 + 20 for earlier, later in zip(steps, steps[1:]))
+    assert all(later - earlier <= 80 + 20 for earlier, later in itertools.pairwise(steps))
     assert result.curve[0]["updates"] == 0 and result.curve[-1]["updates"] > 0
     # Updates are one per 4 steps after learning_starts (60).
     assert result.learner.updates == steps[-1] // 4 - 59 // 4
