@@ -5,8 +5,9 @@ wrong type or range names the key, the rule and the value. The ``env`` section n
 benchmark of ``stalwart.rl.envs`` and its size keywords, checked against the benchmark's
 signature; ``dream`` holds the settings only DREAM reads, refused (when changed) for E-RL².
 
-Defaults: the reference's (ezliu/dream ``configs/default.json``; ``shared/reference``) where
-they fit a CPU-minute run; the reference's own values are in each field's description.
+Defaults: the settings measured on ``distracting_bus_tight`` (docs/rl.md), where DREAM learns
+in a few CPU minutes; the reference's own values (ezliu/dream ``configs/default.json``) are in
+the fields' descriptions where they differ.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class RLConfig(StrictModel):
     env: EnvConfig
     learner: Literal["dream", "erl2"] = "dream"
     total_steps: int = Field(
-        50_000, ge=1, le=MAX_ENV_STEPS, description="environment steps, both phases counted"
+        30_000, ge=1, le=MAX_ENV_STEPS, description="environment steps, both phases counted"
     )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     lr: float = Field(1e-3, gt=0, description="Adam's learning rate (reference: 1e-4)")
@@ -87,21 +88,25 @@ class RLConfig(StrictModel):
     epsilon_start: float = Field(1.0, ge=0, le=1)
     epsilon_end: float = Field(0.05, ge=0, le=1, description="reference: 0.01")
     epsilon_steps: int = Field(
-        20_000, ge=1, le=MAX_ENV_STEPS, description="steps of linear decay (reference: 250000)"
+        10_000, ge=1, le=MAX_ENV_STEPS, description="steps of linear decay (reference: 250000)"
     )
     update_every: int = Field(4, ge=1, le=1_000_000, description="environment steps per update")
     target_sync: int = Field(
-        250, ge=1, le=10_000_000, description="updates between target syncs (reference: 5000)"
+        100, ge=1, le=10_000_000, description="updates between target syncs (reference: 5000)"
     )
     gamma: float = Field(0.99, ge=0, le=1)
     max_grad_norm: float = Field(10.0, gt=0)
-    hidden: int = Field(64, ge=1, le=4096, description="LSTM and embedding width")
-    field_dim: int = Field(16, ge=1, le=4096, description="width of each observation table")
+    hidden: int = Field(
+        32, ge=1, le=4096, description="LSTM and embedding width (reference: 64 to 128)"
+    )
+    field_dim: int = Field(
+        8, ge=1, le=4096, description="width of each observation table (reference: 32)"
+    )
     problems_per_round: int = Field(
         4, ge=1, le=4096, description="problems played in lockstep between updates"
     )
     eval_every: int = Field(
-        5000, ge=1, le=MAX_ENV_STEPS, description="environment steps between evaluations"
+        3000, ge=1, le=MAX_ENV_STEPS, description="environment steps between evaluations"
     )
     checkpoint_every: int | None = Field(
         None, ge=1, le=MAX_ENV_STEPS, description="steps between checkpoints (None: each eval)"
