@@ -1,7 +1,7 @@
 """DREAM: decouple exploration from exploitation, and learn each on its own objective.
 
 Liu, Raghunathan, Liang and Finn, "Decoupling Exploration and Exploitation for
-Meta-Reinforcement Learning without Sacrifices", ICML 2021 (arXiv 2008.02790), Section 4.
+Meta-Reinforcement Learning without Sacrifices", ICML 2021 (arXiv 2008.02790).
 
 Each problem μ is an exploration episode (no task reward) then an exploitation episode. An
 end-to-end learner (E-RL², ``erl2.py``) must discover that exploring pays only through the
@@ -26,7 +26,7 @@ decoding never shapes f:
     min_ω  E ‖g_ω(τᵉ_{:t}) − sg(f_ψ(μ))‖²   for every prefix t = 0..T      (``decoder_loss``).
 
 **Exploration** π_exp is rewarded for steps that make the decoder's estimate better, a dense
-proxy for the information gained about z (Section 4.2):
+proxy for the information gained about z:
 
     r_t = ‖f_ψ(μ) − g_ω(τᵉ_{:t})‖² − ‖f_ψ(μ) − g_ω(τᵉ_{:t+1})‖² − c,   c = 0.1,
 

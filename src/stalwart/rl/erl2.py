@@ -3,7 +3,7 @@
 RL² (Duan et al., "RL²: Fast Reinforcement Learning via Slow Reinforcement Learning",
 arXiv 1611.02779) meta-learns with a recurrent policy whose hidden state persists across the
 episodes of one problem, so that what it saw earlier shapes what it does later. E-RL² is the
-variant DREAM (arXiv 2008.02790, Section 6) compares against: the exploration episode pays no
+variant DREAM (arXiv 2008.02790) compares against: the exploration episode pays no
 reward (the environments already zero it), and the policy is trained end to end on the
 exploitation return alone. Its inputs are the observation (whose ``phase`` and
 ``instruction`` fields say which episode it is in), the previous action and the previous
