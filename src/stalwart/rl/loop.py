@@ -112,8 +112,9 @@ def train(
         run_dir: where to write metrics and checkpoints (None: nothing is written).
         resume: continue from ``run_dir``'s last checkpoint, if there is one.
         on_progress: called after every round with ``step``, ``total_steps``, ``rounds``,
-            ``updates``, ``epsilon`` and the last update's ``losses``, and with
-            ``evaluation`` (a curve record) after each evaluation.
+            ``updates``, ``epsilon`` and the last update's ``losses``, and after each
+            evaluation with ``step``, ``total_steps``, ``evaluation`` (the curve record) and
+            ``eval_seconds`` (for a progress bar; the command line will draw one).
         eval_problems: evaluate on these problem ids instead of the whole held-out split.
 
     Raises:
