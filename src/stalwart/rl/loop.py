@@ -19,7 +19,7 @@ run produces, number for number. Checkpoints are written atomically (``io.save_c
 and load with ``weights_only=True``.
 
 A run directory holds ``config.json``, ``metrics.jsonl`` (one line per evaluation),
-``checkpoints/last.pt`` and, when done, ``summary.json``.
+``checkpoints/last.pt`` and, when done, ``summary.json``; ``load_trained`` reads it back.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 
 import stalwart.rl.dream  # noqa: F401  (registers the learner)
 import stalwart.rl.erl2  # noqa: F401  (registers the learner)
-from stalwart.errors import CheckpointError
+from stalwart.errors import CheckpointError, ConfigError
 from stalwart.io import (
     append_line,
     atomic_write_text,
@@ -73,13 +73,60 @@ class TrainResult:
         learner: the trained learner.
         references: the oracle's and a random policy's held-out returns (same pairs).
         resumed_from: the step the run resumed from (0 for a fresh run).
+        seconds: wall time of the whole run, its earlier (checkpointed) sessions included.
     """
 
     curve: list[dict[str, Any]]
     learner: MetaLearner
     references: dict[str, float]
     resumed_from: int = 0
+    seconds: float = 0.0
     final: Evaluation | None = field(default=None, repr=False)
+
+
+@dataclass
+class TrainedRun:
+    """A run directory read back (``load_trained``): its config, learner and curve so far."""
+
+    root: Path
+    config: RLConfig
+    learner: MetaLearner
+    curve: list[dict[str, Any]]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the checkpoint is the run's last (it reached ``total_steps``)."""
+        return bool(self.curve) and self.curve[-1]["step"] >= self.config.total_steps
+
+
+def load_trained(run_dir: str | Path) -> TrainedRun:
+    """The learner of a training run directory, from its last checkpoint.
+
+    Raises:
+        CheckpointError: ``run_dir`` holds no RL checkpoint, or a damaged one.
+    """
+    root = Path(run_dir)
+    path = root / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(
+            f"{root} holds no meta-RL training run (no {path.relative_to(root)}); give the "
+            "directory `stalwart rl train` wrote (runs/rl/<config name> by default)"
+        )
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("format") != RL_CHECKPOINT_FORMAT or not all(
+        key in checkpoint for key in ("config", "learner", "loop")
+    ):
+        raise CheckpointError(f"{path} is not a stalwart RL training checkpoint")
+    try:
+        cfg = validate_rl_config(checkpoint["config"], str(path))
+    except ConfigError as error:
+        raise CheckpointError(f"{path} holds a config this version cannot read: {error}") from None
+    learner = LEARNERS.get(cfg.learner)(make_env(cfg, "train"), cfg)
+    try:
+        learner.load_state_dict(checkpoint["learner"])
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    return TrainedRun(root, cfg, learner, list(checkpoint["loop"].get("curve", [])))
 
 
 def make_env(cfg: RLConfig, split: str) -> MetaEnv:
@@ -95,6 +142,7 @@ class _LoopState:
     next_checkpoint: int = 0
     curve: list[dict[str, Any]] = field(default_factory=list)
     train_returns: list[float] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def train(
@@ -113,8 +161,9 @@ def train(
         resume: continue from ``run_dir``'s last checkpoint, if there is one.
         on_progress: called after every round with ``step``, ``total_steps``, ``rounds``,
             ``updates``, ``epsilon`` and the last update's ``losses``, and after each
-            evaluation with ``step``, ``total_steps``, ``evaluation`` (the curve record) and
-            ``eval_seconds`` (for a progress bar; the command line will draw one).
+            evaluation with ``step``, ``total_steps``, ``evaluation`` (the curve record),
+            ``references`` (the oracle's and random's returns) and ``eval_seconds`` (what
+            ``stalwart rl train`` draws its progress bar from).
         eval_problems: evaluate on these problem ids instead of the whole held-out split.
 
     Raises:
@@ -154,12 +203,15 @@ class _Training:
         self.held_out = HeldOut(lambda: make_env(cfg, "test"), eval_problems)
         self.state = _LoopState()
         self.last_losses: dict[str, float] = {}
+        self.references: dict[str, float] = {}
 
     # ---- the loop -----------------------------------------------------------------------------
 
     def run(self, resume: bool) -> TrainResult:
         cfg, state = self.cfg, self.state
+        self._clock = time.perf_counter()
         references = {k: e.mean for k, e in reference_returns(self.held_out, cfg.seed).items()}
+        self.references = references
         resumed_from = 0
         if self.root is not None:
             if self._checkpoint_path.exists():
@@ -183,12 +235,22 @@ class _Training:
             if state.steps >= state.next_eval or state.steps >= cfg.total_steps:
                 final = self._evaluate()
             self._maybe_checkpoint(force=state.steps >= cfg.total_steps)
+        self._tick()
         if self.root is not None:
             write_json(
                 self.root / "summary.json",
-                {"curve": state.curve, "references": references, "config": cfg.model_dump()},
-            )
-        return TrainResult(state.curve, self.learner, references, resumed_from, final)
+                {"curve": state.curve, "references": references, "seconds": state.seconds,
+                 "config": cfg.model_dump()},
+            )  # fmt: skip
+        return TrainResult(
+            state.curve, self.learner, references, resumed_from, state.seconds, final
+        )
+
+    def _tick(self) -> None:
+        """Add the wall time since the last tick to the run's (checkpointed) total."""
+        now = time.perf_counter()
+        self.state.seconds += now - self._clock
+        self._clock = now
 
     def _round(self) -> None:
         cfg, state, learner = self.cfg, self.state, self.learner
@@ -253,6 +315,7 @@ class _Training:
                     "step": state.steps,
                     "total_steps": cfg.total_steps,
                     "evaluation": record,
+                    "references": self.references,
                     "eval_seconds": seconds,
                 }
             )
@@ -282,6 +345,7 @@ class _Training:
             return
         if every:
             state.next_checkpoint = (state.steps // every + 1) * every
+        self._tick()
         save_checkpoint(self._checkpoint_path, self._state_dict())
 
     def _state_dict(self) -> dict[str, Any]:
@@ -298,6 +362,7 @@ class _Training:
                 "next_checkpoint": state.next_checkpoint,
                 "curve": state.curve,
                 "train_returns": state.train_returns,
+                "seconds": state.seconds,
             },
             "rng": {
                 "loop": self.rng.bit_generator.state,
@@ -336,6 +401,7 @@ class _Training:
                 next_checkpoint=int(loop["next_checkpoint"]),
                 curve=list(loop["curve"]),
                 train_returns=list(loop["train_returns"]),
+                seconds=float(loop.get("seconds", 0.0)),
             )
             self.rng.bit_generator.state = rng["loop"]
             if len(rng["envs"]) != len(self.envs):
