@@ -32,6 +32,7 @@ import numpy as np
 
 from stalwart.rl.envs.city import City, build_city, steps_to
 from stalwart.rl.envs.meta import EXPLOIT, INSTRUCTION, MetaEnv, Split, split_problems
+from stalwart.rl.envs.pictures import COLOURS, Grid
 
 LEFT, RIGHT, DOWN, UP, RIDE = range(5)
 ACTION_NAMES = ("left", "right", "down", "up", "ride")
@@ -178,6 +179,24 @@ class CityEnv(MetaEnv):
             rows.append("".join(marks.get((x, y), ".") for x in range(city.size)))
         return "\n".join(rows)
 
+    def _render_rgb(self) -> np.ndarray:
+        city = self.city
+        grid = Grid(city.size, city.size, self.phase)
+        for cells, kind in (
+            (city.useful_stops, "useful_stop"),
+            (city.useful_destinations, "useful_destination"),
+            (city.distracting_stops, "distracting_stop"),
+            (city.distracting_destinations, "distracting_destination"),
+        ):
+            for cell in cells:
+                grid.paint(cell, COLOURS[kind])
+        if city.map_cell is not None:
+            grid.paint(city.map_cell, COLOURS["map"])
+        if self.phase == EXPLOIT:
+            grid.paint(city.goals[self.goal], COLOURS["goal"])
+        grid.agent(self.position)
+        return grid.image
+
 
 class DistractingBusEnv(CityEnv):
     """DREAM's distracting-bus benchmark; the defaults are the paper's.
@@ -190,7 +209,7 @@ class DistractingBusEnv(CityEnv):
         train_every: meta-train on every ``train_every``-th problem id, hold out the rest
             (11); None trains and tests on every problem.
         split: which problems ``reset`` draws from, ``"train"`` or ``"test"`` (held out).
-        render_mode: ``"ansi"`` for text rendering, or None.
+        render_mode: ``"ansi"`` for text, ``"rgb_array"`` for pictures, or None.
     """
 
     def __init__(

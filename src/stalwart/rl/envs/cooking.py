@@ -43,6 +43,7 @@ import numpy as np
 
 from stalwart.errors import ConfigError, shorten
 from stalwart.rl.envs.meta import EXPLOIT, INSTRUCTION, MetaEnv, Split, check_int
+from stalwart.rl.envs.pictures import COLOURS, INGREDIENTS, Grid
 
 LEFT, RIGHT, DOWN, UP, PICKUP, DROP = range(6)
 ACTION_NAMES = ("left", "right", "down", "up", "pickup", "drop")
@@ -56,6 +57,8 @@ EMPTY = -1
 STEP_REWARD = -0.1
 PROGRESS_REWARD = 0.25
 SETBACK_PENALTY = -0.25
+KITCHEN_CELL = 40
+"""Side of a kitchen cell in pixels for ``rgb_array`` (3×3 cells would be small at 24)."""
 MOVES = {LEFT: (-1, 0), RIGHT: (1, 0), DOWN: (0, -1), UP: (0, 1)}
 
 
@@ -67,7 +70,7 @@ class CookingEnv(MetaEnv):
         max_steps: step limit of each episode (20).
         held_out: the problem ids held out of meta-training ((10,), as the reference).
         split: which problems ``reset`` draws from, ``"train"`` or ``"test"`` (held out).
-        render_mode: ``"ansi"`` for text rendering, or None.
+        render_mode: ``"ansi"`` for text, ``"rgb_array"`` for pictures, or None.
     """
 
     observation_fields = (
@@ -229,6 +232,27 @@ class CookingEnv(MetaEnv):
         recipe = "none" if self.phase != EXPLOIT else str(self._recipe)
         held = "nothing" if self._inventory == EMPTY else str(self._inventory)
         return "\n".join([*rows, f"recipe {recipe}, holding {held}, bowl {self._bowl}"])
+
+    def _render_rgb(self) -> np.ndarray:
+        # The band below the kitchen: what the agent holds, then (exploiting) the recipe.
+        grid = Grid(SIZE, SIZE, self.phase, cell=KITCHEN_CELL, band=KITCHEN_CELL // 2)
+        for cell, held in zip(DRAWERS, self._drawers, strict=True):
+            grid.paint(cell, COLOURS["drawer"])
+            grid.paint(cell, INGREDIENTS[held], inset=4)
+        grid.paint(BOWL, COLOURS["bowl"])
+        # The bowl's two slots lie along its bottom edge, where the agent does not cover them.
+        for slot, held in enumerate(self._bowl):
+            grid.paint(BOWL, _colour(held), inset=3, box=(slot / 2, 0.75, (slot + 1) / 2, 1.0))
+        grid.agent(self._position)
+        grid.band_slot(0, _colour(self._inventory))
+        if self.phase == EXPLOIT:
+            for slot, wanted in enumerate(self._recipe):
+                grid.band_slot(2 + slot, INGREDIENTS[wanted])
+        return grid.image
+
+
+def _colour(ingredient: int) -> tuple[int, int, int]:
+    return COLOURS["empty"] if ingredient == EMPTY else INGREDIENTS[ingredient]
 
 
 def _distance(a: tuple[int, int], b: tuple[int, int]) -> int:

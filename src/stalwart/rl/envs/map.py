@@ -33,7 +33,7 @@ class MapEnv(CityEnv):
             None (the default) trains and tests on every problem.
         map_cell: where the map is; None puts it at ``(size - 2, size // 2 - 1)``: (7, 3).
         split: which problems ``reset`` draws from, ``"train"`` or ``"test"``.
-        render_mode: ``"ansi"`` for text rendering, or None.
+        render_mode: ``"ansi"`` for text, ``"rgb_array"`` for pictures, or None.
     """
 
     observation_fields = (*CityEnv.observation_fields, "map")

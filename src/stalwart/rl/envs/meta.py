@@ -127,8 +127,9 @@ class MetaEnv(gymnasium.Env[np.ndarray, np.int64], ABC):
             goal ``None`` while exploring).
     """
 
-    # render_fps: text frames carry no timing, but Gymnasium expects a rate with any render mode.
-    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}
+    # render_fps: the rate a video of the rgb_array frames plays at (text frames carry none,
+    # but Gymnasium expects a rate with any render mode); 4 steps a second can be followed.
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     observation_fields: tuple[str, ...]
     action_names: tuple[str, ...]
 
@@ -187,6 +188,10 @@ class MetaEnv(gymnasium.Env[np.ndarray, np.int64], ABC):
     @abstractmethod
     def _render_text(self) -> str:
         """The world as text, for ``render_mode="ansi"``."""
+
+    @abstractmethod
+    def _render_rgb(self) -> np.ndarray:
+        """The world as a ``uint8`` picture ``[H, W, 3]``, for ``render_mode="rgb_array"``."""
 
     def goals_of(self, problem: int) -> Sequence[int]:
         """The instructions problem ``problem`` may be given (every one unless overridden)."""
@@ -270,10 +275,17 @@ class MetaEnv(gymnasium.Env[np.ndarray, np.int64], ABC):
         self._ended = terminated or truncated
         return self._observe(), reward, terminated, truncated, self._info()
 
-    def render(self) -> str | None:
-        """The world as text when ``render_mode="ansi"``; nothing otherwise."""
-        if self.render_mode != "ansi" or self.problem is None:
+    def render(self) -> str | np.ndarray | None:
+        """The current state: text for ``"ansi"``, a picture for ``"rgb_array"``.
+
+        The picture is a ``uint8`` array ``[H, W, 3]`` (``envs.pictures``: a grid of cells in a
+        frame coloured by phase). Nothing (None) without a render mode or before the first
+        ``reset``.
+        """
+        if self.render_mode is None or self.problem is None:
             return None
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
         goal = "none" if self.goal is None else str(self.goal)
         header = (
             f"problem {self.problem}, {PHASES[self.phase]}, goal {goal}, "
