@@ -14,6 +14,7 @@ Meta-Reinforcement Learning without Sacrifices", ICML 2021 (arXiv 2008.02790).
 - ``city``: where stops, destinations, goals and the map are; BFS shortest paths.
 - ``bus``: distracting bus; ``map``: the city with a map; ``cooking``: the kitchen.
 - ``wrappers``: ``MetaEpisode`` joins a problem's two episodes into one.
+- ``pictures``: the numpy drawing behind ``render_mode="rgb_array"`` (colours, grid cells).
 - ``catalog``: every benchmark by name (``make``) and by Gymnasium id.
 """
 
