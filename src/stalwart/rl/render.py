@@ -146,7 +146,7 @@ def _build(make_env: Callable[..., MetaEnv], **kwargs: Any) -> MetaEnv:
     env = getattr(env, "unwrapped", env)  # gymnasium.make's checking wrappers, if any
     if not isinstance(env, MetaEnv):
         raise ConfigError(
-            f"make_env must build a stalwart.rl.envs MetaEnv, e.g. "
+            "make_env must build a stalwart.rl.envs MetaEnv, e.g. "
             f"functools.partial(envs.make, 'distracting_bus_tight'); got {shorten(env)}"
         )
     return env
