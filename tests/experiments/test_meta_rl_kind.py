@@ -60,7 +60,7 @@ def test_every_cell_trains_is_summarised_and_is_reused(tmp_path):
     redone = run_meta_rl(config, third)["records"][3]
     assert third.lines[0] == "3 cells reused, 1 to train"
     assert redone["curve"] == records[3]["curve"] and redone["resumed_from"] >= 100
-    assert redone["seconds"] == pytest.approx(records[3]["seconds"], abs=0.5)
+    assert records[3]["seconds"] <= redone["seconds"] <= records[3]["seconds"] + 0.5
 
 
 def _record(learner, seed, returns, oracle=0.15):

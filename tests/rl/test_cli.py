@@ -119,3 +119,21 @@ def test_the_example_comparison_is_a_valid_meta_rl_config():
     config = load_experiment(path)
     assert config.kind == "meta_rl" and config.seeds == [0, 1, 2]
     assert set(config.benchmarks) == {"bus_tight", "map"}
+
+
+def test_render_draws_the_trained_learner_on_the_problem_asked_for(trained, tmp_path):
+    from PIL import Image
+
+    folder, _ = trained
+    run = folder / "run"
+    result = invoke("rl", "render", run, "--problem", 7, "--goal", 1)
+    assert result.exit_code == 0, result.output
+    assert "problem 7, goal 1" in result.output
+    with Image.open(run / "render" / "problem7.png") as picture:
+        assert picture.width > picture.height > 100
+    gif = tmp_path / "seven.gif"
+    assert invoke("rl", "render", run, "--problem", 7, "--out", gif).exit_code == 0
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 2 * (5 + 1)  # both episodes: 5 steps, 6 frames each
+    result = invoke("rl", "render", run, "--problem", 48)
+    assert result.exit_code == 2 and "between 0 and 47" in result.output

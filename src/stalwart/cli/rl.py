@@ -179,3 +179,42 @@ def eval_command(
             )  # fmt: skip
         console.print(shown)
     console.print(f"written {run_dir / 'eval.json'}", highlight=False)
+
+
+@rl_app.command("render")
+@friendly_errors
+def render_command(
+    run_dir: RunArgument,
+    problem: Annotated[int, typer.Option(help="The problem id μ to play (any split).")],
+    goal: Annotated[
+        int | None, typer.Option(help="The exploitation goal (default: drawn with --seed).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="A .png strip or a .gif (default RUN_DIR/render/problemP.png)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the goal drawn when none is given.")] = 0,
+    threads: ThreadsOption = 1,
+) -> None:
+    """Draw one problem played by the trained learner: exploration, then exploitation."""
+    from functools import partial
+
+    import torch
+
+    from stalwart.rl.envs.catalog import make
+    from stalwart.rl.loop import load_trained
+    from stalwart.rl.render import record, save
+
+    torch.set_num_threads(threads)
+    trained = load_trained(run_dir)
+    cfg = trained.config
+    env = partial(make, cfg.env.name, **cfg.env.params)
+    recording = record(trained.learner.policy(training=False), env, problem, goal, seed=seed)
+    path = save(recording, out if out is not None else run_dir / "render" / f"problem{problem}.png")
+    console.print(
+        f"problem {recording.problem}, goal {recording.goal}: explored with "
+        f"{_runs(recording.exploration_actions)}; exploited with "
+        f"{_runs(recording.exploitation_actions)}, return "
+        f"{recording.exploitation_return:+.3f}; written {path}",
+        highlight=False,
+    )
