@@ -1,7 +1,8 @@
-"""Plots of results, written atomically as PNG: per-group accuracy bars over methods."""
+"""Plots of results, written atomically as PNG (or kept as PNG bytes for an HTML report)."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,17 @@ def save_figure(figure: Any, path: Path, dpi: int = 120) -> None:
     pyplot().close(figure)
 
 
+def figure_png(figure: Any, dpi: int = 100) -> bytes:
+    """``figure`` as PNG bytes (to embed in a page), then closed.
+
+    The PNG's creation-time metadata is left out, so the same figure gives the same bytes.
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    pyplot().close(figure)
+    return buffer.getvalue()
+
+
 def per_group_bars(
     groups: Sequence[str],
     series: Mapping[str, Sequence[Mapping[str, float]]],
@@ -43,6 +55,17 @@ def per_group_bars(
         title: the chart's title.
         ylabel: the y axis label (values are shown in percent).
     """
+    save_figure(per_group_figure(groups, series, title=title, ylabel=ylabel), path)
+
+
+def per_group_figure(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[Mapping[str, float]]],
+    *,
+    title: str = "",
+    ylabel: str = "test accuracy (%)",
+) -> Any:
+    """The figure of :func:`per_group_bars`, not yet written anywhere."""
     plt = pyplot()
     width = 0.8 / len(series)
     figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) + 2), 4.0))
@@ -60,4 +83,4 @@ def per_group_bars(
                 bbox_to_anchor=(0.5, -0.1), frameon=False)  # fmt: skip
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    save_figure(figure, path)
+    return figure
