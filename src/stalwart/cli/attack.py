@@ -27,9 +27,13 @@ def attack(
     ] = "test",
     lower: Annotated[float, typer.Option(help="Smallest valid input value.")] = 0.0,
     upper: Annotated[float, typer.Option(help="Largest valid input value.")] = 1.0,
+    examples: Annotated[
+        int | None, typer.Option(help="Attack only the first N examples (default: all).")
+    ] = None,
 ) -> None:
     """Clean and robust accuracy, per group, of a trained run's selected model."""
     from stalwart.attacks import Budget, attack_names, check_attack_settings, robust_accuracy
+    from stalwart.errors import ConfigError
     from stalwart.report import group_table
 
     # Every option is checked before the run is loaded, so a slip fails in milliseconds: the
@@ -38,9 +42,16 @@ def attack(
     budget = Budget(eps, norm, lower, upper)
     names = attack_names(attack_name or ["pgd"], norm)
     check_attack_settings(steps=steps, restarts=restarts, queries=queries)
+    if examples is not None and examples < 1:
+        raise ConfigError(f"--examples must be >= 1 (the number of examples); got {examples}")
     config, dataset, model = run_split(run_dir, split)
+    if examples is not None and examples < len(dataset):
+        import torch
+
+        dataset = dataset.subset(torch.arange(examples))
     result = robust_accuracy(model, dataset, attack=names, budget=budget, steps=steps,
                              restarts=restarts, queries=queries)  # fmt: skip
-    title = (f"{config.name}: {split}, {'+'.join(result.attacks)} {norm} eps {eps}, "
+    title = (f"{config.name}: {split} ({len(dataset)} examples), {'+'.join(result.attacks)} "
+             f"{norm} eps {eps}, "
              f"{steps} steps × {restarts} restarts")  # fmt: skip
     console.print(group_table({"clean": result.clean, "robust": result.robust}, title))
