@@ -1,0 +1,84 @@
+"""Which runs an audit covers: run directories as given, and the runs inside a folder of runs.
+
+A folder written by a comparison (``runs/demo``: ``METHOD/seedK`` per method and seed) is
+audited side by side, one seed per entry by default (the lowest), so that six methods × five
+seeds cost six audits, not thirty; ``all_seeds`` audits every run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from stalwart.errors import ConfigError
+
+SEED_FOLDER = re.compile(r"seed(\d+)")
+
+
+def _runs_below(root: Path) -> list[Path]:
+    """Folders under ``root`` holding ``config.yaml``, but not nested ones or shared stages.
+
+    A folder inside another run (a stage a multi-stage method keeps there) or in a ``shared``
+    folder (stages several runs reuse) is not a run of its own.
+    """
+    found = sorted(p.parent for p in root.rglob("config.yaml") if p.parent != root)
+    found = [p for p in found if "shared" not in p.relative_to(root).parts]
+    return [p for p in found if not any(q != p and q in p.parents for q in found)]
+
+
+def _entry(run: Path, root: Path) -> tuple[str, int | None]:
+    """A run's entry label under ``root`` and its seed (``ENTRY/seed3`` → ``("ENTRY", 3)``)."""
+    relative = run.relative_to(root)
+    match = SEED_FOLDER.fullmatch(relative.name)
+    if match is None:
+        return str(relative), None
+    parent = relative.parent
+    return (str(parent) if parent != Path(".") else root.name), int(match.group(1))
+
+
+def runs_to_audit(
+    paths: Sequence[str | Path], *, all_seeds: bool = False
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The ``(label, run directory)`` pairs to audit, and notes on how they were chosen.
+
+    A path holding ``config.yaml`` is one run (even a broken one: its report says what is
+    wrong). Any other folder is searched for runs; a folder without any is reported as one
+    run that cannot be loaded, so the report says so.
+
+    Raises:
+        ConfigError: no path, or a path that does not exist.
+    """
+    if not paths:
+        raise ConfigError("give at least one run directory or folder of runs")
+    chosen: list[tuple[str, Path]] = []
+    notes: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist; give a run directory or a folder of runs")
+        if not path.is_dir():
+            raise ConfigError(f"{path} is a file; give a run directory or a folder of runs")
+        below = [] if (path / "config.yaml").is_file() else _runs_below(path)
+        if not below:
+            chosen.append((path.name or str(path), path))
+            continue
+        entries: dict[str, list[tuple[int | None, Path]]] = {}
+        for run in below:
+            label, seed = _entry(run, path)
+            entries.setdefault(label, []).append((seed, run))
+        if all_seeds:
+            chosen += [(str(run.relative_to(path)), run) for run in below]
+            continue
+        for label, seeds in entries.items():
+            seeds.sort(key=lambda item: (item[0] is None, item[0] or 0, str(item[1])))
+            chosen.append((label, seeds[0][1]))
+        if len(below) > len(entries):
+            notes.append(
+                f"{path} holds {len(below)} runs of {len(entries)} entries; one run per entry is "
+                "audited (its lowest seed). Pass --all-seeds to audit every run."
+            )
+    # Labels name the columns side by side: two paths with the same name get their full path.
+    labels = [label for label, _ in chosen]
+    chosen = [(str(run) if labels.count(label) > 1 else label, run) for label, run in chosen]
+    return chosen, notes
