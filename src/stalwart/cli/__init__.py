@@ -1,7 +1,7 @@
 """The ``stalwart`` command line: a thin layer over the library.
 
 One module per group of commands (``run``, ``attack``, ``certify``, ``datasets``, ``diagnose``,
-``shift``, ``inherit``, ``text``, ``rl``);
+``shift``, ``inherit``, ``text``, ``rl``, ``audit``);
 each adds its commands to ``app`` when imported below. Commands import the library lazily, so that
 ``stalwart --help`` and ``stalwart verify`` load only what they use.
 """
@@ -91,6 +91,7 @@ from stalwart.cli import shift as _shift  # noqa: E402, F401
 from stalwart.cli import inherit as _inherit  # noqa: E402, F401
 from stalwart.cli import text as _text  # noqa: E402, F401
 from stalwart.cli import rl as _rl  # noqa: E402, F401
+from stalwart.cli import audit as _audit  # noqa: E402, F401
 
 
 def main() -> None:
