@@ -30,6 +30,7 @@ ROWS = [
         ["unknown attack 'pgdd'", "did you mean 'pgd'", "'fgsm'", "'square'"],
     ),  # fmt: skip
     (["--eps", "0.1", "--attack", "square", "--norm", "l2"], ["square", "linf only", "'l2'"]),
+    (["--eps", "0.1", "--examples", "0"], ["--examples must be >= 1", "got 0"]),
 ]
 
 
