@@ -118,7 +118,7 @@ def test_the_example_comparison_is_a_valid_meta_rl_config():
     path = Path(__file__).resolve().parents[2] / "examples" / "dream_vs_erl2.yaml"
     config = load_experiment(path)
     assert config.kind == "meta_rl" and config.seeds == [0, 1, 2]
-    assert set(config.benchmarks) == {"bus_tight", "map"}
+    assert set(config.benchmarks) == {"bus_tight", "map_tight"}
 
 
 def test_render_draws_the_trained_learner_on_the_problem_asked_for(trained, tmp_path):

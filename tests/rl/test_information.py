@@ -82,3 +82,23 @@ def test_the_oracle_reference_played_in_the_env_matches_the_exact_value():
     assert references["oracle"].mean == pytest.approx(exact.oracle)
     assert references["random"].mean < exact.uninformed
     assert len(held_out) == 32 * 4  # every held-out problem with every goal
+
+
+def test_in_the_tight_map_only_the_map_closes_the_gap():
+    env = envs.make("map_tight")
+    assert (env.n_problems, len(env.train_problems)) == (24, 24)
+    value = information_value(env, explored=True)
+    # Every goal corner has its useful bus (3 steps: 0.8); blindly, a ride is right one time
+    # in four: 0.25·0.8 + 0.75·(−0.5) = −0.175. Rides alone, in 5 exploring steps, learn one
+    # bus: the best explored return without the map (which the expectimax does not model).
+    assert (value.oracle, value.uninformed) == pytest.approx((0.8, -0.175))
+    assert value.explored == pytest.approx(0.15)
+    # The map, 3 steps from the start, shows each of the 24 problems its own value.
+    seen = set()
+    for problem in range(env.n_problems):
+        env.reset(options={"problem": problem})
+        for action in ("right", "right", "down"):
+            obs, *_ = env.step(env.action_names.index(action))
+        assert tuple(env.position) == env.city.map_cell
+        seen.add(int(obs[env.observation_fields.index("map")]))
+    assert len(seen) == 24 and 0 not in seen

@@ -10,7 +10,7 @@ each evaluation, in a table and one plot per benchmark.
     kind: meta_rl
     benchmarks:                       # label → run-config keys (env required)
       bus_tight: {env: {name: distracting_bus_tight}, total_steps: 30000, eval_every: 1500}
-      map: {env: {name: map}, total_steps: 60000, eval_every: 3000}
+      map_tight: {env: {name: map_tight}, total_steps: 60000, eval_every: 3000}
     learners:                         # label → run-config keys (learner required)
       dream: {learner: dream}
       erl2: {learner: erl2}
