@@ -101,3 +101,14 @@ def test_a_wrong_cell_key_names_the_cell_and_the_closest_key(tmp_path):
     raw = _raw(tmp_path, learners={"dream": {"lr": 0.1}})
     assert "learners.dream: give its learner: key" in refused_run(tmp_path, raw)
     assert not (tmp_path / "tiny").exists()
+
+
+def test_the_terminal_shows_a_few_evenly_spaced_evaluations_and_the_markdown_all():
+    from stalwart.experiments.kinds.meta_rl import tables
+
+    summary = summarise([_record("a", 0, [0.01 * k for k in range(21)])])
+    every = tables(summary)[1]
+    assert every.columns[1:] == [f"{100 * k:,}" for k in range(21)]
+    few = tables(summary, points=9)[1]
+    assert few.columns[1:] == ["0", "300", "600", "900", "1,200", "1,500", "1,800", "2,000"]
+    assert few.rows == [["a", *(f"{0.01 * k:+.3f} ± 0.000" for k in (0, 3, 6, 9, 12, 15, 18, 20))]]

@@ -204,8 +204,16 @@ def _signed(stat: dict[str, float]) -> str:
     return f"{stat['mean']:+.3f} ± {stat['std']:.3f}"
 
 
-def tables(summary: dict[str, Any]) -> list[ResultTable]:
-    """One table of final returns and milestones, then one learning-curve table per benchmark."""
+TERMINAL_POINTS = 9
+"""Evaluations a learning-curve table shows in the terminal (``meta_rl.md`` has them all)."""
+
+
+def tables(summary: dict[str, Any], points: int | None = None) -> list[ResultTable]:
+    """One table of final returns and milestones, then one learning-curve table per benchmark.
+
+    ``points`` keeps at most that many evaluations of each curve, evenly spaced, the first and
+    the last included (None: every one).
+    """
     overview = ResultTable(
         ["benchmark", "learner", "seeds", "final held-out return", "solved at (per seed)",
          "oracle", "random", "s / run"],
@@ -222,21 +230,25 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
                 f"{refs['oracle']:+.3f}", f"{refs['random']:+.3f}",
                 f"{found['seconds']['mean']:.0f}",
             )  # fmt: skip
-        curves.append(_curve_table(benchmark, entry))
+        curves.append(_curve_table(benchmark, entry, points))
     return [overview, *curves]
 
 
-def _curve_table(benchmark: str, entry: dict[str, Any]) -> ResultTable:
+def _curve_table(benchmark: str, entry: dict[str, Any], points: int | None) -> ResultTable:
     """Learners as rows, evaluations as columns (steps of the first learner)."""
     learners = entry["learners"]
     first = next(iter(learners.values()))["curve"]
+    shown = range(len(first))
+    if points is not None and len(first) > points:
+        every = -(-(len(first) - 1) // (points - 1))  # evenly spaced, at most `points`
+        shown = sorted({*range(0, len(first), every), len(first) - 1})
     table = ResultTable(
-        ["learner", *(f"{point['step']:,}" for point in first)],
+        ["learner", *(f"{first[k]['step']:,}" for k in shown)],
         title=f"{benchmark} ({entry['env']}): held-out return by environment steps",
     )
     for learner, found in learners.items():
-        points = [_signed(p) for p in found["curve"]]
-        table.add(learner, *(points + ["-"] * (len(first) - len(points)))[: len(first)])
+        curve = found["curve"]
+        table.add(learner, *(_signed(curve[k]) if k < len(curve) else "-" for k in shown))
     return table
 
 
@@ -260,7 +272,8 @@ def curve_plot(summary: dict[str, Any], path: Path, *, title: str = "") -> None:
             value = entry["references"][name]
             if not math.isnan(value):
                 axis.axhline(value, color="grey", linestyle=style, linewidth=1, label=name)
-        axis.set_title(f"{benchmark} ({entry['env']})", fontsize=10)
+        named = benchmark if benchmark == entry["env"] else f"{benchmark} ({entry['env']})"
+        axis.set_title(named, fontsize=10)
         axis.set_xlabel("environment steps")
         axis.set_ylabel("held-out exploitation return")
         axis.legend(fontsize=8)
@@ -272,7 +285,7 @@ def curve_plot(summary: dict[str, Any], path: Path, *, title: str = "") -> None:
 
 def render(config: MetaRLConfig, result: dict[str, Any]) -> list[Any]:
     """The tables, then where they were written."""
-    found = [table.rich() for table in tables(result["summary"])]
+    found = [table.rich() for table in tables(result["summary"], TERMINAL_POINTS)]
     root = config.root()
     return [*found, f"written: {root / 'meta_rl.md'}, {root / 'curves.png'}"]
 
