@@ -13,9 +13,9 @@ TORCH_PIN ?= torch==2.13.0
 TORCHATTACKS_PIN := torchattacks==3.5.1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data demo test lint bench reproduce clean
+.PHONY: setup data browser demo test lint bench reproduce clean
 
-setup: $(STAMP) data
+setup: $(STAMP) data browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,26 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 data: $(STAMP)
 	$(BIN)/stalwart datasets --install
 
+# Debian's Chromium for the audit page's browser test (tests/audit/test_browser.py), which
+# Playwright drives; Playwright's own browser download is never used. Installed where it can
+# be (root, apt-get); elsewhere, or if the install fails, one line says the test is skipped.
+# $$STALWART_CHROMIUM names another Chromium.
+browser:
+	@if [ -n "$$STALWART_CHROMIUM" ] || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser test (about a minute)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "browser: apt-get could not install chromium; the browser test will be skipped"; \
+	else \
+	  echo "browser: no /usr/bin/chromium (installing it needs root and apt-get); the browser test will be skipped"; \
+	fi
+
 demo: setup
 	$(BIN)/stalwart demo
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -rs -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
