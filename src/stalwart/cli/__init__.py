@@ -95,7 +95,20 @@ from stalwart.cli import audit as _audit  # noqa: E402, F401
 
 
 def main() -> None:
-    """Entry point of the ``stalwart`` command."""
+    """Entry point of the ``stalwart`` command (and of ``torchrun ... -m stalwart``).
+
+    Under torchrun every process runs the same command: they join one process group first
+    (``stalwart.engine.distributed``), and only rank 0 prints to stdout.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torch.distributed only when asked for
+        import sys
+
+        from stalwart.engine.distributed import join_from_environment
+
+        if not join_from_environment().main:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the process's lifetime)
     app()
 
 

@@ -61,6 +61,16 @@ def run_experiment(
     if out is not None:
         overrides = [*overrides, f"out={out}"]
     config = load_experiment(config_path, overrides)
+    if getattr(config, "kind", "run") != "run":
+        from stalwart.engine.distributed import world
+        from stalwart.errors import ConfigError
+
+        if world().parallel:
+            raise ConfigError(
+                f"kind {config.kind!r} runs many trainings in worker processes of its own; "
+                "under torchrun only a single run (a config without kind:) trains "
+                "data-parallel. Run it without torchrun, or run each of its configs with it"
+            )
     chosen = None
     if executor != "local" or address is not None:
         chosen = build_executor(executor, address=address, workers=getattr(config, "workers", 1))

@@ -3,7 +3,8 @@
 ``fit`` owns the optimiser step (with gradient clipping and learning-rate warmup), the
 learning-rate schedule, mixed precision, the adaptation strategy (which parameters train: see
 ``stalwart.engine.adaptation``), per-epoch validation with per-group metrics, model selection
-by a named metric, checkpoints and resume.
+by a named metric, checkpoints and resume, and data parallelism across torchrun's processes
+(``stalwart.engine.distributed``: each rank takes a share of every batch, rank 0 writes).
 Each epoch's data order and random state are a pure function of (seed, epoch), so a run resumed
 from its last checkpoint ends with exactly the weights and metrics of an uninterrupted one.
 """
@@ -27,6 +28,14 @@ from stalwart.data.loader import iterate_batches
 from stalwart.data.samplers import Sampler, shuffled
 from stalwart.engine.adaptation import adapted
 from stalwart.engine.device import autocast_for, resolve_device
+from stalwart.engine.distributed import (
+    World,
+    shard,
+    share_buffers,
+    sum_across,
+    sum_gradients,
+    world,
+)
 from stalwart.engine.evaluators import LAST, Evaluator, GroupClassification
 from stalwart.engine.method import Method
 from stalwart.engine.optim import base_lr, build_optimizer, build_schedule, optimizer_step
@@ -138,6 +147,13 @@ def fit(
             f"engine.fit takes a Method object, not {type(method).__name__} {method!r}; "
             "stalwart.fit (or stalwart.recipes.fit) also takes method names"
         )
+    place = world()
+    if place.parallel and not method.data_parallel:
+        raise ConfigError(
+            f"{type(method).__name__} cannot train data-parallel: its loss is not a mean over "
+            "the examples of a batch, so shares of a batch on several processes would not add "
+            "up to it; run it in one process (without torchrun)"
+        )
     evaluator = evaluator or GroupClassification()
     evaluator.check_select(cfg.select)
     device = resolve_device(cfg.device)
@@ -149,6 +165,8 @@ def fit(
         training = (model, method, data, cfg, sampler, evaluator, device, optimizer, schedule)
         if run_dir is None:
             return _train(*training, None, resume, on_epoch_end)
+        if not place.main:  # reads the checkpoint it resumes from; rank 0 writes
+            return _train(*training, _RunFiles(Path(run_dir), writer=False), resume, on_epoch_end)
         # Held for the whole training: two processes appending to one metrics.jsonl would
         # interleave two runs. Waiting, not refusing: recipes that start from a finished run
         # (DFR from ERM) may read it from parallel workers. `stalwart run` takes the lock first
@@ -195,14 +213,16 @@ def _train(
     sampler = sampler or method.sampler(cfg.seed) or shuffled
     autocast = autocast_for(device, cfg.precision)
     first_epoch = len(history) + 1
-    with TrainingProgress(cfg.epochs, cfg.progress) as progress:
+    place = world()
+    with TrainingProgress(cfg.epochs, cfg.progress and place.main) as progress:
         progress.advance(first_epoch - 1, "resumed", "")
         for epoch in range(first_epoch, cfg.epochs + 1):
             started = time.perf_counter()
             train_loss, steps = _train_one_epoch(
                 model, method, data.train, optimizer, autocast, device, cfg, epoch, sampler,
-                progress, steps,
+                progress, steps, place,
             )  # fmt: skip
+            share_buffers(model, place)  # every rank evaluates and selects the same model
             if device.type == "cuda":
                 torch.cuda.synchronize()  # so train_seconds measures the work, not its queueing
             train_seconds = time.perf_counter() - started
@@ -226,10 +246,10 @@ def _train(
                 best_epoch, best_score = epoch, score
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 if run is not None:
-                    save_checkpoint(run.best, {"format": CHECKPOINT_FORMAT, "model": best_state})
+                    run.save(run.best, {"format": CHECKPOINT_FORMAT, "model": best_state})
             if run is not None:
                 run.append(record)
-                save_checkpoint(run.last, {
+                run.save(run.last, {
                     "format": CHECKPOINT_FORMAT,
                     "epoch": epoch,
                     "config": _fingerprint(cfg),
@@ -281,8 +301,14 @@ def _train_one_epoch(
     sampler: Sampler,
     progress: TrainingProgress,
     steps_before: int,
+    place: World,
 ) -> tuple[float, int]:
-    """One epoch of training; returns the mean loss and the optimiser steps taken so far."""
+    """One epoch of training; returns the mean loss and the optimiser steps taken so far.
+
+    With several ranks, each computes its share of every batch (``distributed.shard``), its
+    mean loss weighted by the share's part of the batch, and the gradients are summed: the
+    gradient of the batch's mean loss (see ``stalwart.engine.distributed``).
+    """
     seed = epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed)  # dropout and any randomness inside the method
     order = sampler(train, torch.Generator().manual_seed(seed))
@@ -292,26 +318,47 @@ def _train_one_epoch(
     # Reading the loss forces a device sync; do it only when a bar is there to show it.
     refresh = 25 if progress.enabled else 0
     n_steps = -(-len(order) // cfg.batch_size)
-    for batch in iterate_batches(train, cfg.batch_size, order):
-        batch = batch.to(device, non_blocking=True)
-        with autocast():
-            loss = method.loss(model, batch)
+    batches = (
+        _shares(train, cfg.batch_size, order, place)
+        if place.parallel
+        else ((batch, None) for batch in iterate_batches(train, cfg.batch_size, order))
+    )
+    for batch, part in batches:
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if batch is not None:
+            batch = batch.to(device, non_blocking=True)
+            with autocast():
+                loss = method.loss(model, batch)
+            if part is not None:
+                loss = loss * part
+            loss.backward()
+            total += loss.detach().float()
+        sum_gradients(model.parameters(), place)
         steps += 1
         optimizer_step(optimizer, cfg, steps_before + steps)
-        total += loss.detach().float()
         if refresh and steps % refresh == 0:
             status = f"loss {total.item() / steps:.4f}"
             progress.advance(refresh / n_steps, f"epoch {epoch}/{cfg.epochs}", status)
     progress.advance((steps % refresh if refresh else steps) / n_steps, f"epoch {epoch}", "")
-    mean = total.item() / max(steps, 1)
+    mean = sum_across(total, place).item() / max(steps, 1)
     if mean != mean or mean in (float("inf"), -float("inf")):
         raise TrainingDiverged(
             f"the training loss became {mean} in epoch {epoch}; lower the learning rate "
             f"(now {cfg.lr}) or check the data for extreme values"
         )
     return mean, steps_before + steps
+
+
+def _shares(train: GroupedDataset, batch_size: int, order: torch.Tensor, place: World) -> Any:
+    """Each global batch's share of this rank and the share's part of the batch.
+
+    A rank whose share is empty (a last batch smaller than the ranks) yields None: it still
+    joins the gradient sum, with zeros.
+    """
+    for start in range(0, len(order), batch_size):
+        positions = order[start : start + batch_size]
+        mine = shard(positions, place)
+        yield (train.take(mine) if len(mine) else None), len(mine) / len(positions)
 
 
 def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
@@ -340,17 +387,24 @@ def check_run_directory(root: Path) -> None:
 class _RunFiles:
     """The files ``fit`` keeps in a run directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, writer: bool = True) -> None:
         self.root = root
+        self.writer = writer  # False on ranks other than 0: they read, rank 0 writes
         self.metrics = root / "metrics.jsonl"
         self.last = root / "checkpoints" / "last.pt"
         self.best = root / "checkpoints" / "best.pt"
 
     def start(self) -> None:
-        atomic_write_text(self.metrics, "")
+        if self.writer:
+            atomic_write_text(self.metrics, "")
 
     def append(self, record: dict[str, Any]) -> None:
-        append_line(self.metrics, json.dumps(record))
+        if self.writer:
+            append_line(self.metrics, json.dumps(record))
+
+    def save(self, path: Path, state: dict[str, Any]) -> None:
+        if self.writer:
+            save_checkpoint(path, state)
 
     def load(self, path: Path) -> dict[str, Any]:
         """A checkpoint of this run, with advice that works when it cannot be read.
@@ -384,7 +438,8 @@ class _RunFiles:
                 f"stalwart wrote them. Delete {self.root} to start the run over"
             )
         records = records[:upto]
-        atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in records))
+        if self.writer:
+            atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in records))
         return records
 
     def restore(

@@ -9,6 +9,7 @@ is saved in checkpoints and moved between devices with the method.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -23,6 +24,11 @@ class Method(nn.Module, ABC):
     never imports a method. What a method needs from its registry entry (whether it reads
     group labels, say) is recorded there (``stalwart.methods.METHODS.info``), not here.
     """
+
+    data_parallel: ClassVar[bool] = False
+    """Whether ``loss`` is a mean over the batch's examples, so that it trains data-parallel
+    (``stalwart.engine.distributed``): shares of a batch on several processes, each weighted
+    by its size, add up to the batch's loss. False for losses that couple examples."""
 
     def sampler(self, seed: int) -> Sampler | None:
         """The order in which epochs visit the training data; None: shuffle every example.

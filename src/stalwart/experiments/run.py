@@ -25,8 +25,9 @@ import yaml
 from stalwart import data, models
 from stalwart.config import RunConfig, check_plain_name
 from stalwart.engine import evaluate
+from stalwart.engine.distributed import world
 from stalwart.engine.fit import COSMETIC, check_run_directory, metrics_from_record
-from stalwart.errors import CheckpointError
+from stalwart.errors import CheckpointError, ConfigError
 from stalwart.experiments.configs import parse_config
 from stalwart.io import (
     LOCK_FILE,
@@ -103,6 +104,7 @@ def run(
     """
     run_dir = run_directory(config)
     _check_run_dir(run_dir, config)
+    place = world()
     summary_file = run_dir / "summary.json"
     if summary_file.exists():
         return _reuse(run_dir)
@@ -120,18 +122,24 @@ def run(
     # a staged method builds its own fresh copies with the same seed.
     model = build_model()
     info = method_info(config.method.name)
+    if info.staged and place.parallel:
+        raise ConfigError(
+            f"method {config.method.name!r} composes several trainings, which do not run "
+            "data-parallel yet; run it in one process (without torchrun)"
+        )
     params = config.method.params
     method = None if info.staged else build(config.method.name, splits.train, **params)
     # Only now, with everything built and checked, does the run directory receive anything.
     created = not run_dir.exists()
-    with hold_run_directory(run_dir):
+    # Under torchrun every rank trains; rank 0 holds the directory and writes its files.
+    with hold_run_directory(run_dir) if place.main else contextlib.nullcontext():
         # While the data loaded, another process may have finished this run or left another.
         stale_config = _check_run_dir(run_dir, config)
         if summary_file.exists():
             return _reuse(run_dir)
         config_file = run_dir / "config.yaml"
         try:
-            if stale_config or not config_file.exists():
+            if place.main and (stale_config or not config_file.exists()):
                 atomic_write_text(config_file, yaml.safe_dump(resolved(config), sort_keys=False))
             if method is None:  # a staged method composes its own fit() calls
                 context = StageContext(
@@ -147,7 +155,7 @@ def run(
                     on_epoch_end=on_epoch_end,
                 )  # fmt: skip
         except BaseException:
-            if not _has_progress(run_dir):
+            if place.main and not _has_progress(run_dir):
                 # Failed before it finished an epoch: leave nothing that would refuse a fix.
                 with contextlib.suppress(OSError):  # the run's own error is the one to show
                     _remove_run_files(run_dir, created)
@@ -163,7 +171,8 @@ def run(
             run_dir, result.best_epoch, evaluated, round(time.perf_counter() - started, 2),
             group_labels=info.group_labels, resumed_from=getattr(result, "resumed_from", 0),
         )  # fmt: skip
-        write_json(summary_file, summary.as_dict(config))
+        if place.main:
+            write_json(summary_file, summary.as_dict(config))
     return summary
 
 

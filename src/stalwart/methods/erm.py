@@ -13,6 +13,8 @@ from stalwart.methods.catalog import register_method
 class ERM(Method):
     """Average cross-entropy, the baseline every robust method is measured against."""
 
+    data_parallel = True
+
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean cross-entropy of ``model`` on ``batch``."""
         return F.cross_entropy(model(batch.x), batch.y)
