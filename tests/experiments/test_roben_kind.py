@@ -146,3 +146,20 @@ def test_the_shipped_examples_are_valid():
     for name in ("roben_tweets", "roben_drug_reviews", "roben_tweets_minilm"):
         raw = yaml.safe_load(Path("examples", f"{name}.yaml").read_text())
         assert parse_experiment(raw).kind == "roben"
+
+
+def test_a_cell_finds_its_encoding_when_read_from_another_folder(tmp_path, monkeypatch):
+    from stalwart.text.experiment import Cell, with_encoding_found
+
+    encoding = tmp_path / "runs" / "tweets" / "encodings" / "agg.json"
+    encoding.parent.mkdir(parents=True)
+    encoding.write_text("{}")
+    folder = tmp_path / "runs" / "tweets" / "cells" / "tweets-agglomerative-bag-seed0"
+    folder.mkdir(parents=True)
+    cell = Cell("tweets", "agglomerative", "bag", 0, "runs/tweets/encodings/agg.json")
+    monkeypatch.chdir(folder)  # not the folder the run was started in
+    assert with_encoding_found(cell, folder).encoding == str(encoding)
+    monkeypatch.chdir(tmp_path)  # the run's own folder: the path works as recorded
+    assert with_encoding_found(cell, folder) == cell
+    missing = Cell("tweets", "agglomerative", "bag", 0, "elsewhere/agg.json")
+    assert with_encoding_found(missing, folder) == missing  # cell_encoder then says it is missing

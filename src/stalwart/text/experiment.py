@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +159,26 @@ def load_cell(folder: str | Path) -> tuple[Cell, Any, TextSplits]:
         raise DataError(
             f"{folder / 'cell.json'} is damaged ({error}); run the cell again"
         ) from None
+    cell = with_encoding_found(cell, folder)
     encoder = cell_encoder(cell)
     classifier = load_text_classifier(folder / "classifier", encoder)
     return cell, classifier, load_text_data(cell.dataset, cell.seed, **cell.data)
+
+
+def with_encoding_found(cell: Cell, folder: Path) -> Cell:
+    """``cell`` with its encoding path usable from here.
+
+    A cell records its encoding file as the run was given it, often relative to the folder
+    the run was started in (``runs/roben_tweets/encodings/...``). Read from elsewhere, that
+    folder is found as the ancestor of the cell's own folder that holds the file.
+    """
+    path = Path(cell.encoding) if cell.encoding else None
+    if path is None or path.is_absolute() or path.is_file():
+        return cell
+    for base in Path(folder).resolve().parents:
+        if (base / path).is_file():
+            return replace(cell, encoding=str(base / path))
+    return cell
 
 
 def evaluate_classifier(
