@@ -68,7 +68,11 @@ def _worker(rank: int, size: int, port: int, out: str, kw: dict) -> None:
             }
         result = train(**kw)
         torch.save(
-            {"model": result.model.state_dict(), "history": result.history},
+            {
+                "model": result.model.state_dict(),
+                "method": result.method.state_dict(),
+                "history": result.history,
+            },
             f"{out}/rank{rank}.pt",
         )
     finally:
@@ -121,11 +125,23 @@ def test_two_ranks_train_as_one_process_up_to_float_rounding(two_ranks):
         assert mine["val"]["accuracy"] == theirs["val"]["accuracy"]
 
 
-def test_a_method_whose_loss_is_not_a_mean_is_refused_data_parallel(monkeypatch):
+def test_group_dro_keeps_one_set_of_group_weights_across_ranks(tmp_path):
+    alone = train("group_dro")
+    first, second = train_in_parallel(tmp_path, method_name="group_dro")
+    # q is updated with the whole batch's group losses on every rank: the same on both, and
+    # the same as one process's up to float rounding.
+    assert torch.equal(first["method"]["q"], second["method"]["q"])
+    torch.testing.assert_close(first["method"]["q"], alone.method.q, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(alone.method.q, torch.full_like(alone.method.q, 0.25))
+    for key, value in alone.model.state_dict().items():
+        torch.testing.assert_close(first["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_a_method_whose_loss_couples_examples_is_refused_data_parallel(monkeypatch):
     fit_module = importlib.import_module("stalwart.engine.fit")  # the module, not the function
     monkeypatch.setattr(fit_module, "world", lambda: World(0, 2))
-    with pytest.raises(ConfigError, match="GroupDRO cannot train data-parallel"):
-        train("group_dro")
+    with pytest.raises(ConfigError, match="CVaRDRO cannot train data-parallel"):
+        train("cvar_dro")
 
 
 def test_a_killed_parallel_run_resumes_to_the_same_model(two_ranks, tmp_path):

@@ -17,9 +17,11 @@ would, with the work of each step split:
   evaluates, selects and checkpoints the same model; evaluation runs on every rank over the
   whole validation set (nothing to reduce, nothing double-counted), and only rank 0 writes.
 
-A method can train this way only when its loss is a mean over the examples of a batch
-(``Method.data_parallel``); one whose loss couples examples (group DRO's weights, CVaR's top
-fraction) is refused with a message until it reduces its statistics across ranks.
+A method trains this way when its loss is a mean over the examples of a batch
+(``Method.data_parallel == "mean"``), or when it sums the statistics that couple examples
+across ranks itself and returns its rank's share (``"share"``: group DRO sums its per-group
+losses and counts, so its group weights are the same on every rank and as in one process).
+Others (CVaR DRO's top fraction) are refused with a message.
 
 The gradient is a sum over ranks where one process sums over one batch: the two agree to
 float32 rounding (about 1e-7 relative per step), which training then amplifies as any

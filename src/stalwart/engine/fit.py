@@ -148,11 +148,11 @@ def fit(
             "stalwart.fit (or stalwart.recipes.fit) also takes method names"
         )
     place = world()
-    if place.parallel and not method.data_parallel:
+    if place.parallel and method.data_parallel is None:
         raise ConfigError(
-            f"{type(method).__name__} cannot train data-parallel: its loss is not a mean over "
-            "the examples of a batch, so shares of a batch on several processes would not add "
-            "up to it; run it in one process (without torchrun)"
+            f"{type(method).__name__} cannot train data-parallel: its loss couples the examples "
+            "of a batch, so shares of a batch on several processes would not add up to it; run "
+            "it in one process (without torchrun)"
         )
     evaluator = evaluator or GroupClassification()
     evaluator.check_select(cfg.select)
@@ -319,7 +319,7 @@ def _train_one_epoch(
     refresh = 25 if progress.enabled else 0
     n_steps = -(-len(order) // cfg.batch_size)
     batches = (
-        _shares(train, cfg.batch_size, order, place)
+        _shares(train, cfg.batch_size, order, place, method.data_parallel == "share")
         if place.parallel
         else ((batch, None) for batch in iterate_batches(train, cfg.batch_size, order))
     )
@@ -349,16 +349,27 @@ def _train_one_epoch(
     return mean, steps_before + steps
 
 
-def _shares(train: GroupedDataset, batch_size: int, order: torch.Tensor, place: World) -> Any:
-    """Each global batch's share of this rank and the share's part of the batch.
+def _shares(
+    train: GroupedDataset, batch_size: int, order: torch.Tensor, place: World, own_share: bool
+) -> Any:
+    """Each global batch's share of this rank, and the weight of its mean loss.
 
-    A rank whose share is empty (a last batch smaller than the ranks) yields None: it still
-    joins the gradient sum, with zeros.
+    The weight is the share's part of the batch, or None for a method that returns its own
+    share (``Method.data_parallel == "share"``). A rank whose share is empty (a last batch
+    smaller than the ranks) yields None for the batch: it still joins the gradient sum, with
+    zeros; a method that reduces across ranks cannot skip a step, so that is refused.
     """
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         mine = shard(positions, place)
-        yield (train.take(mine) if len(mine) else None), len(mine) / len(positions)
+        if own_share and len(positions) < place.size:
+            raise ConfigError(
+                f"a batch of {len(positions)} examples cannot give each of {place.size} "
+                "processes one; choose a batch size and data size whose last batch holds at "
+                "least one example per process"
+            )
+        part = None if own_share else len(mine) / len(positions)
+        yield (train.take(mine) if len(mine) else None), part
 
 
 def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:

@@ -9,7 +9,7 @@ is saved in checkpoints and moved between devices with the method.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from torch import Tensor, nn
 
@@ -25,10 +25,15 @@ class Method(nn.Module, ABC):
     group labels, say) is recorded there (``stalwart.methods.METHODS.info``), not here.
     """
 
-    data_parallel: ClassVar[bool] = False
-    """Whether ``loss`` is a mean over the batch's examples, so that it trains data-parallel
-    (``stalwart.engine.distributed``): shares of a batch on several processes, each weighted
-    by its size, add up to the batch's loss. False for losses that couple examples."""
+    data_parallel: ClassVar[Literal["mean", "share"] | None] = None
+    """How ``loss`` trains data-parallel (``stalwart.engine.distributed``), if it can:
+
+    - ``"mean"``: the loss is a mean over the batch's examples; the engine weights each rank's
+      mean by its share of the batch, and the weighted means add up to the batch's loss;
+    - ``"share"``: the method sums the statistics it needs across ranks itself
+      (``distributed.sum_across``) and returns this rank's share of the batch's loss; it is
+      called on every rank at every step, so each rank's share must hold an example;
+    - None: the loss couples examples in a way not reduced across ranks: refused."""
 
     def sampler(self, seed: int) -> Sampler | None:
         """The order in which epochs visit the training data; None: shuffle every example.

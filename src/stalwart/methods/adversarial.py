@@ -40,7 +40,7 @@ __all__ = ["TRADES", "PGDAdversarialTraining", "pgd_at", "trades", "trades_kl"]
 class PGDAdversarialTraining(Method):
     """Cross-entropy at the PGD point (Madry et al.)."""
 
-    data_parallel = True
+    data_parallel = "mean"
 
     def __init__(self, eps: float, steps: int, step_size: float, norm: str, lower: float,
                  upper: float, clean_weight: float = 0.0) -> None:  # fmt: skip
@@ -71,7 +71,7 @@ class PGDAdversarialTraining(Method):
 class TRADES(Method):
     """Clean cross-entropy plus β times the KL divergence to the worst nearby point."""
 
-    data_parallel = True
+    data_parallel = "mean"
 
     def __init__(self, eps: float, steps: int, step_size: float, beta: float, lower: float,
                  upper: float) -> None:  # fmt: skip

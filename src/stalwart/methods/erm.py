@@ -13,7 +13,7 @@ from stalwart.methods.catalog import register_method
 class ERM(Method):
     """Average cross-entropy, the baseline every robust method is measured against."""
 
-    data_parallel = True
+    data_parallel = "mean"
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean cross-entropy of ``model`` on ``batch``."""

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from stalwart.data.core import Batch, GroupedDataset
 from stalwart.data.samplers import Sampler, balanced
+from stalwart.engine.distributed import World, sum_across, world
 from stalwart.engine.method import Method
 from stalwart.errors import ConfigError
 from stalwart.methods.catalog import register_method
@@ -34,7 +35,14 @@ def group_mean_losses(losses: Tensor, groups: Tensor, n_groups: int) -> tuple[Te
 
 
 class GroupDRO(Method):
-    """Online group DRO; the group weights ``q`` are a buffer, saved with checkpoints."""
+    """Online group DRO; the group weights ``q`` are a buffer, saved with checkpoints.
+
+    Data-parallel (``"share"``): every rank updates ``q`` with the group losses of the whole
+    batch (its per-group loss sums and counts summed across ranks), so ``q`` is the same on
+    every rank and the same as in one process; each rank returns its share of ``Σ_g q_g L_g``.
+    """
+
+    data_parallel = "share"
 
     def __init__(
         self,
@@ -59,11 +67,33 @@ class GroupDRO(Method):
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """The q-weighted sum of group mean losses, after updating q with this batch."""
         losses = F.cross_entropy(model(batch.x), batch.y, reduction="none")
+        place = world()
+        if place.parallel:
+            return self._share_of_loss(losses.float(), batch.group, place)
         group_losses, _ = group_mean_losses(losses.float(), batch.group, len(self.q))
+        self._update_weights(group_losses)
+        return group_losses @ self.q.to(group_losses.dtype)
+
+    def _update_weights(self, group_losses: Tensor) -> None:
         with torch.no_grad():
             self.q.mul_(torch.exp(self.step_size * (group_losses.double() + self.adjustment)))
             self.q.div_(self.q.sum())
-        return group_losses @ self.q.to(group_losses.dtype)
+
+    def _share_of_loss(self, losses: Tensor, groups: Tensor, place: World) -> Tensor:
+        """This rank's share of the batch's loss, after ``q`` is updated with the whole batch.
+
+        Summed over ranks, ``Σ_g q_g S_g^r / N_g`` (S_g^r: this rank's loss sum of group g,
+        N_g: the batch's count of it) is ``Σ_g q_g L_g`` of the whole batch.
+        """
+        n_groups = len(self.q)
+        sums = torch.zeros(n_groups, dtype=losses.dtype, device=losses.device)
+        sums = sums.scatter_add(0, groups, losses)
+        counts = torch.bincount(groups, minlength=n_groups).to(losses.dtype)
+        with torch.no_grad():
+            totals = sum_across(torch.stack([sums.detach(), counts]), place)
+        whole = totals[1].clamp(min=1)
+        self._update_weights(totals[0] / whole)
+        return (sums / whole) @ self.q.to(losses.dtype)
 
     def sampler(self, seed: int) -> Sampler | None:
         """Group-balanced sampling if asked for, else plain shuffling."""
