@@ -191,3 +191,40 @@ def test_a_grid_of_runs_is_refused_under_torchrun(tmp_path, monkeypatch):
     monkeypatch.setattr("stalwart.engine.distributed.world", lambda: World(0, 2))
     result = CliRunner().invoke(app, ["run", "examples/compare_toy_spurious.yaml"])
     assert result.exit_code == 2 and "only a single run" in " ".join(result.output.split())
+
+
+def _jtt_worker(rank: int, size: int, port: int, out: str) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size
+    )
+    try:
+        torch.set_num_threads(1)
+        result, errors = jtt_run(f"{out}/run")
+        torch.save({"model": result.model.state_dict(), "errors": errors}, f"{out}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def jtt_run(run_dir: str):
+    """JTT through its stages into ``run_dir``; its error set as the recipe wrote it."""
+    import json
+    from pathlib import Path
+
+    from stalwart.config import TrainConfig
+    from stalwart.recipes import StageContext, run_method
+
+    data = splits()
+    context = StageContext(data, new_model, TrainConfig(**SETTINGS), run_dir=run_dir)
+    result = run_method("jtt", {"identification_epochs": 1, "upweight": 3}, context)
+    written = json.loads((Path(run_dir) / "error_set.json").read_text())
+    return result, written["size"]
+
+
+def test_jtt_finds_one_error_set_and_trains_its_stages_across_ranks(tmp_path):
+    alone, alone_errors = jtt_run(str(tmp_path / "alone"))
+    mp.spawn(_jtt_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert first["errors"] == second["errors"] == alone_errors > 0
+    for key, value in alone.model.state_dict().items():
+        assert torch.equal(first["model"][key], second["model"][key]), key
+        torch.testing.assert_close(first["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)

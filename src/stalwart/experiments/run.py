@@ -27,7 +27,7 @@ from stalwart.config import RunConfig, check_plain_name
 from stalwart.engine import evaluate
 from stalwart.engine.distributed import world
 from stalwart.engine.fit import COSMETIC, check_run_directory, metrics_from_record
-from stalwart.errors import CheckpointError, ConfigError
+from stalwart.errors import CheckpointError
 from stalwart.experiments.configs import parse_config
 from stalwart.io import (
     LOCK_FILE,
@@ -122,11 +122,6 @@ def run(
     # a staged method builds its own fresh copies with the same seed.
     model = build_model()
     info = method_info(config.method.name)
-    if info.staged and place.parallel:
-        raise ConfigError(
-            f"method {config.method.name!r} composes several trainings, which do not run "
-            "data-parallel yet; run it in one process (without torchrun)"
-        )
     params = config.method.params
     method = None if info.staged else build(config.method.name, splits.train, **params)
     # Only now, with everything built and checked, does the run directory receive anything.

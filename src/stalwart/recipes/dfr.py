@@ -126,7 +126,7 @@ def dfr(
         mean=scaler.mean_, scale=scaler.scale_,
     )  # fmt: skip
 
-    if context.run_dir is not None:
+    if context.writes:  # rank 0 alone under torchrun
         # The retrained model is this run's model: save it as the run's selected checkpoint.
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         save_checkpoint(

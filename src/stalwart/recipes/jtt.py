@@ -83,7 +83,7 @@ def jtt(context: StageContext, *, identification_epochs: int = 1, upweight: int 
     identifier, stage1_dir = shared_stage(context, "jtt-identification", ERM(), stage1_cfg)
     train = context.splits.train
     errors = error_set(identifier.model, train, context.train.eval_batch_size)
-    if context.run_dir is not None:
+    if context.writes:  # rank 0 alone under torchrun
         record = {"identification_dir": stage1_dir, "upweight": upweight}
         write_json(
             context.run_dir / "error_set.json", {**record, **describe_error_set(errors, train)}

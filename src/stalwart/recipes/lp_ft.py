@@ -113,7 +113,7 @@ def lp_ft(
             run_dir=directory, resume=True, on_epoch_end=context.on_epoch_end,
             evaluator=context.evaluator,
         )  # fmt: skip
-    if context.run_dir is not None:
+    if context.writes:  # rank 0 alone under torchrun
         write_json(
             context.run_dir / "lp_ft.json",
             {

@@ -178,7 +178,7 @@ def rst(
     )
     standard, standard_dir = shared_stage(context, "rst-standard", ERM(), standard_cfg)
     labels = pseudo_label(standard.model, pool, train.n_classes, context.train.eval_batch_size)
-    if context.run_dir is not None:
+    if context.writes:  # rank 0 alone under torchrun
         counts = torch.bincount(labels, minlength=train.n_classes).tolist()
         write_json(
             context.run_dir / "pseudo_labels.json",

@@ -5,6 +5,11 @@ several runs share (JTT's identification model across upweighting factors, DFR's
 RST's standard model) is trained in a directory named by a hash of everything it depends on,
 under an exclusive file lock, and resumed from its checkpoints: parallel runs train it once,
 an interrupted one picks up where it stopped, and later runs reuse it.
+
+Under torchrun (``stalwart.engine.distributed``) every rank runs the recipe: each stage's
+``fit`` trains data-parallel, what a recipe computes between stages (JTT's error set, RST's
+pseudo-labels) comes out the same on every rank from the same model, and rank 0 alone holds
+the locks and writes the records (``StageContext.writes``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch import nn
 from stalwart.config import TrainConfig
 from stalwart.data.core import Splits
 from stalwart.data.samplers import Sampler
+from stalwart.engine.distributed import world
 from stalwart.engine.evaluators import Evaluator
 from stalwart.engine.fit import FitResult, fit
 from stalwart.engine.method import Method
@@ -62,6 +68,11 @@ class StageContext:
             if value is not None:
                 object.__setattr__(self, name, Path(value))
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's records (a run directory, and rank 0)."""
+        return self.run_dir is not None and world().main
+
     def stage_dir(self, stage: str, train: TrainConfig) -> Path | None:
         """The directory of a shareable stage trained with ``train``."""
         root = self.shared_dir or (self.run_dir / "stages" if self.run_dir else None)
@@ -73,8 +84,12 @@ class StageContext:
 
 @contextmanager
 def locked(directory: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` (no-op for None) while a stage trains there."""
-    if directory is None:
+    """Hold an exclusive lock on ``directory`` (no-op for None) while a stage trains there.
+
+    Under torchrun rank 0 holds it for the process group: the other ranks train the stage
+    with it, so waiting for the lock would stop them all.
+    """
+    if directory is None or not world().main:
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
