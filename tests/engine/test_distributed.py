@@ -1,9 +1,15 @@
-"""Data-parallel fit: two gloo processes train as one process does, identically on each rank."""
+"""Data-parallel fit: two gloo processes train as one process does, identically on each rank.
+
+One pair of processes (a module fixture) plays every scenario in turn, since starting them
+costs more than the scenarios; each test compares what both ranks saved with one process.
+"""
 
 from __future__ import annotations
 
 import importlib
+import json
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,12 +17,14 @@ import torch.multiprocessing as mp
 from tests.conftest import make_grouped
 from torch import nn
 
+from stalwart.config import TrainConfig
 from stalwart.data.core import Splits
 from stalwart.data.samplers import balanced
 from stalwart.engine.distributed import World, shard
 from stalwart.engine.fit import fit
 from stalwart.errors import ConfigError
 from stalwart.methods import build
+from stalwart.recipes import StageContext, run_method
 
 # 70 examples in batches of 16: the last batch (6) splits 3 + 3. SGD with momentum, so the
 # optimiser's state matters too.
@@ -44,11 +52,18 @@ def train(method_name: str = "erm", batch_norm: bool = False, **kw):
     return fit(new_model(batch_norm), method, data, sampler=sampler, **{**SETTINGS, **kw})
 
 
+def jtt(run_dir: Path):
+    """JTT through its stages into ``run_dir``, and the size of the error set it wrote."""
+    context = StageContext(splits(), new_model, TrainConfig(**SETTINGS), run_dir=run_dir)
+    result = run_method("jtt", {"identification_epochs": 1, "upweight": 3}, context)
+    return result, json.loads((run_dir / "error_set.json").read_text())["size"]
+
+
 class Killed(Exception):
     """Stands in for the processes being killed."""
 
 
-def _kill_at(epoch: int):
+def kill_at(epoch: int):
     def on_epoch_end(record):
         if record["epoch"] == epoch:
             raise Killed
@@ -56,25 +71,36 @@ def _kill_at(epoch: int):
     return on_epoch_end
 
 
-def _worker(rank: int, size: int, port: int, out: str, kw: dict) -> None:
+def scenarios(out: Path) -> dict[str, dict]:
+    """Every scenario, played on each rank: what each ends with."""
+
+    def saved(result) -> dict:
+        return {"model": result.model.state_dict(), "method": result.method.state_dict(),
+                "history": result.history}  # fmt: skip
+
+    found = {
+        "erm": saved(train()),
+        "batch_norm": saved(train(batch_norm=True)),
+        "group_dro": saved(train("group_dro")),
+    }
+    run_dir = out / "killed"
+    try:
+        train(run_dir=run_dir, resume=True, on_epoch_end=kill_at(2))
+    except Killed:
+        found["metrics_at_kill"] = len((run_dir / "metrics.jsonl").read_text().splitlines())
+    found["resumed"] = saved(train(run_dir=run_dir, resume=True))
+    result, errors = jtt(out / "jtt")
+    found["jtt"] = {"model": result.model.state_dict(), "errors": errors}
+    return found
+
+
+def _worker(rank: int, size: int, port: int, out: str) -> None:
     torch.distributed.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size
     )
     try:
         torch.set_num_threads(1)
-        if "kill_at" in kw:
-            kw = {k: v for k, v in kw.items() if k != "kill_at"} | {
-                "on_epoch_end": _kill_at(kw["kill_at"])
-            }
-        result = train(**kw)
-        torch.save(
-            {
-                "model": result.model.state_dict(),
-                "method": result.method.state_dict(),
-                "history": result.history,
-            },
-            f"{out}/rank{rank}.pt",
-        )
+        torch.save(scenarios(Path(out)), f"{out}/rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
 
@@ -85,9 +111,22 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def train_in_parallel(tmp_path, size: int = 2, **kw) -> list[dict]:
-    mp.spawn(_worker, args=(size, _free_port(), str(tmp_path), kw), nprocs=size, join=True)
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(size)]
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+
+def same(first: dict, second: dict) -> bool:
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def close(parallel: dict, alone: dict) -> None:
+    # The gradient is a sum of two shares instead of one mean: equal up to float32 rounding,
+    # which three epochs of SGD with momentum amplify only slightly on this small problem.
+    for key, value in alone.items():
+        torch.testing.assert_close(parallel[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_shards_partition_every_batch_in_rank_order():
@@ -97,44 +136,50 @@ def test_shards_partition_every_batch_in_rank_order():
     assert torch.equal(shard(positions, World()), positions)
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
-    return train_in_parallel(tmp_path_factory.mktemp("ddp"))
-
-
-def test_every_rank_ends_with_the_same_model_and_record(tmp_path):
-    # With batch norm each rank normalises its own share, so the running statistics differ
-    # from rank to rank until rank 0's are shared after each epoch.
-    first, second = train_in_parallel(tmp_path, batch_norm=True)
-    assert any("running_mean" in key for key in first["model"])
-    for key, value in first["model"].items():
-        assert torch.equal(value, second["model"][key]), key
-    assert [r["val"] for r in first["history"]] == [r["val"] for r in second["history"]]
-
-
-def test_two_ranks_train_as_one_process_up_to_float_rounding(two_ranks):
+def test_two_ranks_train_as_one_process_up_to_float_rounding(ranks):
+    first, second = ranks
+    assert same(first["erm"]["model"], second["erm"]["model"])
     alone = train()
-    state = alone.model.state_dict()
-    parallel = two_ranks[0]["model"]
-    # The gradient is a sum of two shares instead of one mean: equal up to float32 rounding,
-    # which three epochs of SGD with momentum amplify only slightly on this small problem.
-    for key, value in state.items():
-        torch.testing.assert_close(parallel[key], value, rtol=1e-4, atol=1e-5, msg=key)
-    for mine, theirs in zip(alone.history, two_ranks[0]["history"], strict=True):
+    close(first["erm"]["model"], alone.model.state_dict())
+    for mine, theirs in zip(alone.history, first["erm"]["history"], strict=True):
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
         assert mine["val"]["accuracy"] == theirs["val"]["accuracy"]
 
 
-def test_group_dro_keeps_one_set_of_group_weights_across_ranks(tmp_path):
+def test_every_rank_ends_with_the_same_model_and_record_with_batch_norm(ranks):
+    # Each rank normalises its own share, so the running statistics would differ from rank to
+    # rank if rank 0's were not shared after each epoch.
+    first, second = (rank["batch_norm"] for rank in ranks)
+    assert any("running_mean" in key for key in first["model"])
+    assert same(first["model"], second["model"])
+    assert [r["val"] for r in first["history"]] == [r["val"] for r in second["history"]]
+
+
+def test_group_dro_keeps_one_set_of_group_weights_across_ranks(ranks):
+    first, second = (rank["group_dro"] for rank in ranks)
     alone = train("group_dro")
-    first, second = train_in_parallel(tmp_path, method_name="group_dro")
     # q is updated with the whole batch's group losses on every rank: the same on both, and
     # the same as one process's up to float rounding.
     assert torch.equal(first["method"]["q"], second["method"]["q"])
     torch.testing.assert_close(first["method"]["q"], alone.method.q, rtol=1e-4, atol=1e-6)
     assert not torch.allclose(alone.method.q, torch.full_like(alone.method.q, 0.25))
-    for key, value in alone.model.state_dict().items():
-        torch.testing.assert_close(first["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    close(first["model"], alone.model.state_dict())
+
+
+def test_a_killed_parallel_run_resumes_to_the_same_model(ranks):
+    first, second = ranks
+    # Rank 0 wrote the run's files, once: two epochs of metrics when it was killed.
+    assert first["metrics_at_kill"] == second["metrics_at_kill"] == 2
+    assert same(first["resumed"]["model"], first["erm"]["model"])
+    assert same(second["resumed"]["model"], first["erm"]["model"])
+
+
+def test_jtt_finds_one_error_set_and_trains_its_stages_across_ranks(ranks, tmp_path):
+    first, second = (rank["jtt"] for rank in ranks)
+    alone, alone_errors = jtt(tmp_path)
+    assert first["errors"] == second["errors"] == alone_errors > 0
+    assert same(first["model"], second["model"])
+    close(first["model"], alone.model.state_dict())
 
 
 def test_a_method_whose_loss_couples_examples_is_refused_data_parallel(monkeypatch):
@@ -144,46 +189,7 @@ def test_a_method_whose_loss_couples_examples_is_refused_data_parallel(monkeypat
         train("cvar_dro")
 
 
-def test_a_killed_parallel_run_resumes_to_the_same_model(two_ranks, tmp_path):
-    run_dir = tmp_path / "run"
-    kw = {"run_dir": str(run_dir), "resume": True}
-    with pytest.raises(mp.ProcessRaisedException, match="Killed"):
-        train_in_parallel(tmp_path, **kw, kill_at=2)
-    # Rank 0 wrote the run's files, once: two epochs of metrics, a checkpoint at epoch 2.
-    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
-    resumed = train_in_parallel(tmp_path, **kw)
-    for key, value in two_ranks[0]["model"].items():
-        assert torch.equal(resumed[0]["model"][key], value), key
-        assert torch.equal(resumed[1]["model"][key], value), key
-
-
-def test_torchrun_runs_a_config_whose_summary_matches_one_process(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    import yaml
-    from tests.conftest import TOY_RUN
-
-    config = tmp_path / "toy.yaml"
-    config.write_text(yaml.safe_dump({**TOY_RUN, "out": str(tmp_path / "parallel")}))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               f"--master_port={_free_port()}", "-m", "stalwart", "run", str(config)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("epoch   1") == 1  # rank 0 alone prints
-    alone = subprocess.run(
-        [sys.executable, "-m", "stalwart", "run", str(config), "--out", str(tmp_path / "one")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert alone.returncode == 0, alone.stderr[-2000:]
-    parallel = json.loads((tmp_path / "parallel" / "summary.json").read_text())
-    single = json.loads((tmp_path / "one" / "summary.json").read_text())
-    for split in ("val", "test"):
-        assert parallel["metrics"][split]["accuracy"] == single["metrics"][split]["accuracy"]
-
-
-def test_a_grid_of_runs_is_refused_under_torchrun(tmp_path, monkeypatch):
+def test_a_grid_of_runs_is_refused_under_torchrun(monkeypatch):
     from typer.testing import CliRunner
 
     from stalwart.cli import app
@@ -193,38 +199,24 @@ def test_a_grid_of_runs_is_refused_under_torchrun(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "only a single run" in " ".join(result.output.split())
 
 
-def _jtt_worker(rank: int, size: int, port: int, out: str) -> None:
-    torch.distributed.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size
-    )
-    try:
-        torch.set_num_threads(1)
-        result, errors = jtt_run(f"{out}/run")
-        torch.save({"model": result.model.state_dict(), "errors": errors}, f"{out}/rank{rank}.pt")
-    finally:
-        torch.distributed.destroy_process_group()
+def test_torchrun_runs_a_config_whose_summary_matches_one_process(tmp_path):
+    import subprocess
+    import sys
 
+    import yaml
+    from tests.conftest import TOY_RUN
 
-def jtt_run(run_dir: str):
-    """JTT through its stages into ``run_dir``; its error set as the recipe wrote it."""
-    import json
-    from pathlib import Path
+    from stalwart.experiments.configs import parse_config
+    from stalwart.experiments.run import run
 
-    from stalwart.config import TrainConfig
-    from stalwart.recipes import StageContext, run_method
-
-    data = splits()
-    context = StageContext(data, new_model, TrainConfig(**SETTINGS), run_dir=run_dir)
-    result = run_method("jtt", {"identification_epochs": 1, "upweight": 3}, context)
-    written = json.loads((Path(run_dir) / "error_set.json").read_text())
-    return result, written["size"]
-
-
-def test_jtt_finds_one_error_set_and_trains_its_stages_across_ranks(tmp_path):
-    alone, alone_errors = jtt_run(str(tmp_path / "alone"))
-    mp.spawn(_jtt_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert first["errors"] == second["errors"] == alone_errors > 0
-    for key, value in alone.model.state_dict().items():
-        assert torch.equal(first["model"][key], second["model"][key]), key
-        torch.testing.assert_close(first["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    config = tmp_path / "toy.yaml"
+    config.write_text(yaml.safe_dump({**TOY_RUN, "out": str(tmp_path / "parallel")}))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", "-m", "stalwart", "run", str(config)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("epoch   1") == 1  # rank 0 alone prints
+    single = run(parse_config({**TOY_RUN, "out": str(tmp_path / "one")}))
+    parallel = json.loads((tmp_path / "parallel" / "summary.json").read_text())
+    for split in ("val", "test"):
+        assert parallel["metrics"][split]["accuracy"] == single.metrics[split].accuracy

@@ -30,6 +30,7 @@ from stalwart.engine.adaptation import adapted
 from stalwart.engine.device import autocast_for, resolve_device
 from stalwart.engine.distributed import (
     World,
+    barrier,
     shard,
     share_buffers,
     sum_across,
@@ -191,6 +192,9 @@ def _train(
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
 ) -> FitResult:
     """``fit`` after its checks: restore or start the run files, then the epoch loop."""
+    # Every rank reads the run directory only once rank 0 has finished writing it (a rank that
+    # went on while rank 0 saved its last checkpoint would resume from the one before).
+    barrier(world())
     history: list[dict[str, Any]] = []
     best_epoch, best_score, best_state = 0, -float("inf"), None
     steps = 0  # optimiser steps taken, which warmup counts
@@ -269,6 +273,7 @@ def _train(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    barrier(place)  # rank 0's last files are written before any rank goes on
     root = run.root if run else None
     return FitResult(model, method, best_epoch, history, root, resumed_from=first_epoch - 1)
 
