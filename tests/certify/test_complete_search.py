@@ -34,7 +34,7 @@ def sampled_violation(net, box, prop, n=20000):
     return any(bool(((y @ C.T + d) <= 0).all(1).any()) for C, d in prop.disjuncts)
 
 
-@pytest.mark.parametrize("method", ["milp", "bab"])
+@pytest.mark.parametrize("method", ["milp", "bab", "bab+beta"])
 def test_answers_match_the_exact_optimum(method):
     seen = set()
     for seed in range(14):
@@ -68,7 +68,7 @@ def test_conv_module_with_attack_finds_a_checked_counterexample():
     label = int(model(x[None]).argmax())
     prop = OutputProperty.margin(label, 2)
     wide = Box(torch.zeros(1, 3, 3), torch.ones(1, 3, 3))
-    for method in ("milp", "bab"):
+    for method in ("milp", "bab", "bab+beta"):
         result = search(model, wide, prop, timeout=20, method=method)
         if result.status == "violated":
             assert result.counterexample.shape == (1, 3, 3)
@@ -85,7 +85,7 @@ def test_tiny_timeout_gives_unknown_and_timeouts_are_honoured():
     net = small_net(3, (6, 40, 40, 40, 5))
     _, box, prop = problem(net, 3, eps=0.5)
     assert search(net, box, prop, timeout=1e-6, attack_restarts=0).status == "unknown"
-    for method in ("milp", "bab"):
+    for method in ("milp", "bab", "bab+beta"):
         started = time.perf_counter()
         result = search(net, box, prop, timeout=0.5, method=method, attack_restarts=0)
         assert time.perf_counter() - started < 3.0

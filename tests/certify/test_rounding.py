@@ -126,7 +126,7 @@ def test_a_point_violating_only_in_float32_is_never_a_counterexample():
     checker = _Checker(net, prop, torch.zeros(1, dtype=F64), x)
     assert checker.check(x[None].float()) is None and checker.check(x[None]) is None
     box = Box(torch.zeros(1, dtype=F64), x)
-    for method in ("milp", "bab", "input"):
+    for method in ("milp", "bab", "bab+beta", "input"):
         answer = search(net, box, prop, timeout=10, method=method, dtype=F32)
         assert answer.status != "violated" and answer.counterexample is None, method
     # A point inside by more than its rounding allowance counts; one exactly on the boundary

@@ -131,7 +131,7 @@ def really_violated(net, prop, x) -> bool:
     return any(bool((C @ y + d <= 0).all()) for C, d in prop.disjuncts)
 
 
-def check_case(seed: int, methods=("milp", "bab", "input")) -> dict:
+def check_case(seed: int, methods=("milp", "bab", "bab+beta", "input")) -> dict:
     """Run every bound and complete answer on one case; return what was decided."""
     kind, net, box, prop = draw_case(seed)
     optimum, truth = reference(net, box, prop)

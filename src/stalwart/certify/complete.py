@@ -9,6 +9,10 @@
   units active or inactive; its bound is CROWN with those units clipped, then the triangle LP
   with the split constraints. The unit whose relaxation is loosest at the LP's optimum is
   split next. With every unit split the LP is exact, so the search is complete.
+- ``bab+beta``: branch and bound over ReLU splits with many subdomains bounded at once by
+  β-CROWN (``relu_split.py``, ``beta_crown.py``; Wang et al., NeurIPS 2021, arXiv 2103.06624):
+  split constraints enter the bound through optimised multipliers instead of an LP per
+  subdomain; leaves with every unstable unit split get the exact LP.
 - ``input``: branch and bound over the input box (``input_split.py``), for networks with few
   inputs.
 
@@ -47,6 +51,7 @@ from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.input_split import input_split_disjunct
 from stalwart.certify.lp import Encoding, encode
 from stalwart.certify.network import Network
+from stalwart.certify.relu_split import relu_split_disjunct
 from stalwart.certify.rounding import (
     cast_allowance,
     cast_is_exact,
@@ -60,7 +65,7 @@ from stalwart.errors import ConfigError
 
 __all__ = ["Deadline", "SearchResult", "find_counterexample", "milp_optimum", "search"]
 
-METHODS = ("milp", "bab", "input")
+METHODS = ("milp", "bab", "bab+beta", "input")
 # Attack starts run together between two looks at the deadline.
 ATTACK_CHUNK = 4
 
@@ -386,6 +391,34 @@ def _bab_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
     return "holds", None, f"branch and bound closed {explored} subdomains"
 
 
+def _beta_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
+    C, d = C.to(torch.float64), d.to(torch.float64)
+    # The margin variable must be boxed for the LP's dual value to be a bound.
+    t_lo = float(job.rows_lower(C, d, root_bounds).max())
+    t_hi = float((-job.rows_lower(-C, -d, root_bounds)).max()) + 1.0
+
+    def exact(splits, bounds):
+        # A leaf: every unit is split or stable on the subdomain (by its own sound bounds),
+        # so the LP with those bounds is the network itself.
+        value, v, enc = _lp_domain(job, C, d, bounds, splits, t_lo, t_hi)
+        if value is None or v is None:
+            return value, None
+        return value, torch.as_tensor(v[: enc.n_inputs], dtype=torch.float64, device=C.device)
+
+    net, lo, hi = job.checker.work
+    Cw, dw = C.to(lo.dtype), d.to(lo.dtype)
+
+    def attack(starts: Tensor):
+        found = job.checker.check(starts)
+        if found is None:
+            starts = torch.minimum(torch.maximum(starts.to(lo.dtype), lo), hi)
+            found = job.checker.check(_attack(net, lo, hi, Cw, dw, starts, 20))
+        return found
+
+    return relu_split_disjunct(job.net64, job.lo64, job.hi64, C, d, root_bounds, job.deadline,
+                               job.checker, exact=exact, attack=attack)  # fmt: skip
+
+
 def _input_disjunct(job: _Search, C: Tensor, d: Tensor, bounds):
     Cw, dw = C.to(job.lo.dtype), d.to(job.lo.dtype)
     slack = None
@@ -488,7 +521,8 @@ def search(
         prop: the unsafe region.
         timeout: wall-clock seconds; past it the answer is ``unknown``.
         deadline: or a deadline shared with other work (one of the two).
-        method: ``"milp"``, ``"bab"`` (ReLU splits) or ``"input"`` (input splits).
+        method: ``"milp"``, ``"bab"`` (ReLU splits, an LP per subdomain), ``"bab+beta"``
+            (ReLU splits, batched β-CROWN bounds) or ``"input"`` (input splits).
         attack_restarts: random starts of the attack run before the solver (0: none).
         dtype: the dtype bounds and attacks run in (float32 is faster; bounds then carry
             rounding allowances). Counterexamples are always checked in float64.
@@ -536,7 +570,12 @@ def search(
             open_disjuncts.append((C, d))
     if not open_disjuncts:
         return answer("holds", detail="CROWN bounds rule out every unsafe region")
-    solve = {"milp": _milp_disjunct, "bab": _bab_disjunct, "input": _input_disjunct}[method]
+    solve = {
+        "milp": _milp_disjunct,
+        "bab": _bab_disjunct,
+        "bab+beta": _beta_disjunct,
+        "input": _input_disjunct,
+    }[method]
     notes = []
     for C, d in open_disjuncts:
         if deadline.passed:
