@@ -115,7 +115,7 @@ def test_the_gap_network_is_what_it_claims():
 @pytest.mark.parametrize(
     ("n_inputs", "complete", "decided_by"),
     [(20, "auto", "milp"), (3, "auto", "input"), (20, "milp", "milp"), (20, "bab", "bab"),
-     (3, "input", "input")],
+     (20, "bab+beta", "bab+beta"), (3, "input", "input")],
 )  # fmt: skip
 def test_only_the_complete_stage_can_prove_it(n_inputs, complete, decided_by):
     net = identity_gap_net(n_inputs)
@@ -128,7 +128,32 @@ def test_only_the_complete_stage_can_prove_it(n_inputs, complete, decided_by):
     assert unproven.status == "unknown" and unproven.decided_by == ""
 
 
-@pytest.mark.parametrize(("n_inputs", "complete"), [(20, "auto"), (20, "bab"), (3, "input")])
+def padded_gap_net(n_inputs: int, extra: int = 60) -> Network:
+    """:func:`identity_gap_net` with ``extra`` unstable units that the outputs ignore: the
+    shape of mnist_fc for the cascade (many inputs, more unstable ReLUs than the MILP takes)."""
+    gap = identity_gap_net(n_inputs)
+    g = torch.Generator().manual_seed(0)
+    first = torch.cat([gap.layers[0].weight, torch.zeros(extra, n_inputs, dtype=F64)])
+    first[3:, 1:] = torch.randn(extra, n_inputs - 1, generator=g, dtype=F64)
+    bias = torch.cat([gap.layers[0].bias, -first[3:, 1:].sum(1) / 2])  # zero at the centre
+    out = torch.cat([gap.layers[1].weight, torch.zeros(2, extra, dtype=F64)], dim=1)
+    return from_ops([Dense(first, bias), "relu", Dense(out, gap.layers[1].bias)], (n_inputs,))
+
+
+def test_auto_picks_beta_branch_and_bound_for_many_unstable_relus():
+    net = padded_gap_net(20)
+    prop = OutputProperty.margin(0, 2, dtype=F64)
+    box = gap_box(20)
+    C, d, _ = prop.stacked()
+    assert float(milp_optimum(net, box.lower, box.upper, C, d)[0]) == pytest.approx(0.2)
+    verdict = verify(net, [(box, prop)], timeout=30)
+    assert verdict.status == "holds" and verdict.decided_by == "bab+beta", verdict.log
+    assert verdict.log[-1].startswith("instance 0: bab+beta says holds"), verdict.log
+
+
+@pytest.mark.parametrize(
+    ("n_inputs", "complete"), [(20, "auto"), (20, "bab"), (20, "bab+beta"), (3, "input")]
+)
 def test_a_counterexample_the_attack_misses_is_found_by_the_complete_stage(n_inputs, complete):
     net = spike_net(n_inputs)
     prop = OutputProperty.margin(0, 2, dtype=F64)

@@ -10,8 +10,11 @@ first definite answer:
 1. a short gradient attack on the property (counterexamples are usually easy when they exist);
 2. sound bounds, cheapest first (default IBP, CROWN, α-CROWN, LP); a bound that is only an
    estimate (SDP-FO beyond its exact-eigenvalue size) never proves anything;
-3. complete search where the network is small enough: splitting the input box when it has
-   few inputs (``auto``: at most ``INPUT_SPLIT_MAX_INPUTS``), else a MILP.
+3. complete search, picked by the problem's shape (``auto``): splitting the input box when the
+   network has few inputs (at most ``INPUT_SPLIT_MAX_INPUTS``, ACAS Xu), a MILP when few ReLUs
+   are unstable (at most ``MILP_MAX_UNSTABLE``), else branch and bound over ReLU splits with
+   batched β-CROWN bounds (``bab+beta``, the mnist_fc shape: many inputs, hundreds of unstable
+   units). The verdict's ``decided_by`` names the method that answered.
 
 The time-out is a wall-clock promise: every stage checks one shared deadline, iterative bounds
 stop early with what they have, and each solver call gets the time left as its own limit.
@@ -40,11 +43,15 @@ from stalwart.errors import ConfigError
 
 # Bounds of the default cascade, cheapest first.
 DEFAULT_BOUNDS = ("ibp", "crown", "crown+alpha", "lp")
-# Complete search encodes every unstable ReLU; past this many it is not attempted.
+# The MILP and the LP-per-subdomain search encode every unstable ReLU; past this many they are
+# not attempted (β-CROWN's branch and bound encodes none and has no such limit).
 COMPLETE_MAX_UNSTABLE = 400
+# Up to this many unstable ReLUs HiGHS's MILP is fast and exact; beyond, ``auto`` picks
+# branch and bound with batched β-CROWN bounds, whose cost grows with the open subdomains.
+MILP_MAX_UNSTABLE = 48
 # Input splitting pays off while each bisection shrinks a large share of the box.
 INPUT_SPLIT_MAX_INPUTS = 16
-COMPLETE = ("auto", "milp", "bab", "input", "none")
+COMPLETE = ("auto", "milp", "bab", "bab+beta", "input", "none")
 
 Instance = tuple[Box, OutputProperty] | tuple[Box, OutputProperty, Box]
 
@@ -85,7 +92,7 @@ def verify(
     timeout: float | None = None,
     deadline: Deadline | None = None,
     bounds: Sequence[str] = DEFAULT_BOUNDS,
-    complete: Literal["auto", "milp", "bab", "input", "none"] = "auto",
+    complete: Literal["auto", "milp", "bab", "bab+beta", "input", "none"] = "auto",
     attack_restarts: int = 8,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     dtype: torch.dtype = torch.float64,
@@ -102,8 +109,9 @@ def verify(
         bounds: the bounds to try, in order (``ibp``, ``crown``, ``crown+alpha``, ``lp``,
             ``sdp``).
         complete: the complete search for what bounds leave open: ``input`` splits, ``milp``,
-            ``bab`` (ReLU splits), ``auto`` (input splits for few inputs, else MILP) or
-            ``none``.
+            ``bab`` (ReLU splits, an LP per subdomain), ``bab+beta`` (ReLU splits, batched
+            β-CROWN), ``auto`` (input splits for few inputs, a MILP for few unstable ReLUs,
+            else ``bab+beta``) or ``none``.
         attack_restarts: random starts of the attack per instance (0: skip the attack).
         options: per bound, its options: ``{"sdp": {"steps": 300}}`` (see ``bound_options``).
         dtype: float64 (default) or float32 (faster; rounding allowances keep it sound).
@@ -180,8 +188,8 @@ def verify(
                 break
         if decided is None and complete != "none":
             method = complete
-            if method == "auto":
-                method = "input" if net.in_features <= INPUT_SPLIT_MAX_INPUTS else "milp"
+            if method == "auto" and net.in_features <= INPUT_SPLIT_MAX_INPUTS:
+                method = "input"
             try:
                 unstable = (
                     0 if method == "input"
@@ -189,7 +197,9 @@ def verify(
                 )  # fmt: skip
             except Expired:
                 return verdict("unknown", note=f"instance {i}: time out before {method}")
-            if unstable > COMPLETE_MAX_UNSTABLE:
+            if method == "auto":
+                method = "milp" if unstable <= MILP_MAX_UNSTABLE else "bab+beta"
+            if method in ("milp", "bab") and unstable > COMPLETE_MAX_UNSTABLE:
                 log.append(f"instance {i}: {unstable} unstable ReLUs, too many for {method}")
             elif not deadline.passed:
                 found = search(net, box, prop, deadline=deadline, method=method,

@@ -90,7 +90,7 @@ def verify(
         str, typer.Option(help="Bounds to try in order: ibp, crown, crown+alpha, lp, sdp.")
     ] = "ibp,crown,crown+alpha,lp",
     complete: Annotated[
-        str, typer.Option(help="Complete search: auto, input, milp, bab or none.")
+        str, typer.Option(help="Complete search: auto, input, milp, bab, bab+beta or none.")
     ] = "auto",
     option: Annotated[list[str] | None, typer.Option("--option", help=OPTION_HELP)] = None,
     dtype: Annotated[
