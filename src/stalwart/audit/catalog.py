@@ -32,11 +32,14 @@ class CheckInfo:
         title: the section's heading.
         order: position in the report (lower first); ties by name.
         default: whether ``stalwart audit`` runs it when no ``--checks`` are given.
+        applies_to: the kinds of run it measures (keys of ``target.RUN_KINDS``); a run of
+            another kind gets the section *not applicable*, and the check is not called.
     """
 
     title: str
     order: int = 100
     default: bool = True
+    applies_to: tuple[str, ...] = ("classification",)
 
 
 CHECKS: Registry = Registry("check", info_type=CheckInfo)
@@ -55,9 +58,28 @@ def registered_checks() -> Registry:
     return CHECKS
 
 
-def register_check(name: str, title: str, *, order: int = 100, default: bool = True):
-    """Decorator that registers a check function under ``name``."""
-    return CHECKS.register(name, info=CheckInfo(title, order, default))
+def register_check(
+    name: str,
+    title: str,
+    *,
+    order: int = 100,
+    default: bool = True,
+    applies_to: Sequence[str] = ("classification",),
+):
+    """Decorator that registers a check function under ``name``.
+
+    Raises:
+        ConfigError: ``applies_to`` names no kind of run, or one the audit does not know.
+    """
+    from stalwart.audit.target import RUN_KINDS
+
+    unknown = [kind for kind in applies_to if kind not in RUN_KINDS]
+    if not applies_to or unknown:
+        raise ConfigError(
+            f"check {name!r}: applies_to must name kinds of run from {sorted(RUN_KINDS)}; "
+            f"got {list(applies_to)}"
+        )
+    return CHECKS.register(name, info=CheckInfo(title, order, default, tuple(applies_to)))
 
 
 def default_checks() -> list[str]:

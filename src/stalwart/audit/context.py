@@ -42,6 +42,8 @@ class AuditSettings(BaseModel):
             by default ``runs/testbed_<data name>`` when that folder exists.
         attack_examples: the most test examples the robustness check attacks.
         certify_examples: the most test points the certified check bounds.
+        typo_examples: the most test examples the typos check attacks and certifies (and never
+            more than the cell measured itself, its ``evaluate: examples``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,6 +52,7 @@ class AuditSettings(BaseModel):
     testbed: Path | None = None
     attack_examples: int = Field(default=500, ge=1)
     certify_examples: int = Field(default=100, ge=1)
+    typo_examples: int = Field(default=1000, ge=1)
 
 
 @dataclass

@@ -7,7 +7,8 @@ and one that cannot be interrupted (stuck inside a long native call) is left beh
 reported. Whatever happens, the check's section comes back:
 
 - it returned: its section, as it filled it (``ok`` unless it said otherwise);
-- it raised ``NotApplicable``: ``not_applicable`` with the reason;
+- it raised ``NotApplicable``: ``not_applicable`` with the reason (a run of a kind the check
+  is not for, ``CheckInfo.applies_to``, gets that status without the check being called);
 - it ran out of time: ``partial``, keeping the figures it had recorded, with what it was doing;
 - it raised a ``StalwartError``: ``failed`` with the message as it is (it says what to do);
 - it raised anything else: ``failed`` with the exception's type and message.
@@ -28,7 +29,7 @@ from stalwart.audit.catalog import default_checks, ordered, registered_checks
 from stalwart.audit.context import AuditSettings, CheckContext, NotApplicable, OutOfTime
 from stalwart.audit.runs import runs_to_audit
 from stalwart.audit.side_by_side import side_by_side
-from stalwart.audit.target import AuditedRun
+from stalwart.audit.target import AuditedRun, not_applicable_reason
 from stalwart.errors import StalwartError
 from stalwart.io import atomic_write_text, write_json
 from stalwart.report.html import Section, render_page
@@ -140,6 +141,10 @@ class Audit:
         info = registered_checks().info(name)
         budget = self.settings.budget_s
         section = Section(name, info.title, budget=budget)
+        if target.kind not in info.applies_to:
+            section.status = "not_applicable"
+            section.reason = not_applicable_reason(target.kind, info.applies_to)
+            return section
         if not target.load():
             section.status = "failed"
             section.reason = f"the run cannot be audited: {target.error}"

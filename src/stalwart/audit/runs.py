@@ -3,6 +3,10 @@
 A folder written by a comparison (``runs/demo``: ``METHOD/seedK`` per method and seed) is
 audited side by side, one seed per entry by default (the lowest), so that six methods × five
 seeds cost six audits, not thirty; ``all_seeds`` audits every run.
+
+A trained RobEn cell (``cell.json`` and ``classifier/``) is a run too, and the root of a
+``kind: roben`` run (``ROOT/cells/DATASET-DEFENSE-MODEL-seedK``) a folder of them: its entries
+are the dataset × defense × model combinations, one seed each by default.
 """
 
 from __future__ import annotations
@@ -11,25 +15,50 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from stalwart.audit.target import is_text_cell
 from stalwart.errors import ConfigError
 
 SEED_FOLDER = re.compile(r"seed(\d+)")
+CELL_FOLDER = re.compile(r"(.+)-seed(\d+)")
+"""A RobEn cell's folder: ``DATASET-DEFENSE-MODEL-seedK``."""
+MARKERS = ("config.yaml", "cell.json")
+"""The file that makes a folder a run: a classification run's config, a RobEn cell's record."""
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in MARKERS)
 
 
 def _runs_below(root: Path) -> list[Path]:
-    """Folders under ``root`` holding ``config.yaml``, but not nested ones or shared stages.
+    """Runs under ``root`` (folders holding a ``MARKERS`` file), not nested ones or shared stages.
 
     A folder inside another run (a stage a multi-stage method keeps there) or in a ``shared``
     folder (stages several runs reuse) is not a run of its own.
     """
-    found = sorted(p.parent for p in root.rglob("config.yaml") if p.parent != root)
+    found = sorted({p.parent for marker in MARKERS for p in root.rglob(marker) if p.parent != root})
     found = [p for p in found if "shared" not in p.relative_to(root).parts]
     return [p for p in found if not any(q != p and q in p.parents for q in found)]
 
 
-def _entry(run: Path, root: Path) -> tuple[str, int | None]:
-    """A run's entry label under ``root`` and its seed (``ENTRY/seed3`` → ``("ENTRY", 3)``)."""
+def _label(run: Path, root: Path) -> str:
+    """A run's label under ``root``: its relative path (a cell's without the ``cells/`` folder)."""
     relative = run.relative_to(root)
+    if is_text_cell(run) and relative.parts[0] == "cells" and len(relative.parts) > 1:
+        relative = relative.relative_to("cells")
+    return str(relative)
+
+
+def _entry(run: Path, root: Path) -> tuple[str, int | None]:
+    """A run's entry label under ``root`` and its seed (``ENTRY/seed3`` → ``("ENTRY", 3)``).
+
+    A RobEn cell's entry is its folder name without the seed
+    (``cells/tweets-agglomerative-bag-seed1`` → ``("tweets-agglomerative-bag", 1)``).
+    """
+    relative = Path(_label(run, root))
+    if is_text_cell(run):
+        cell = CELL_FOLDER.fullmatch(relative.name)
+        if cell is not None:
+            return str(relative.parent / cell.group(1)), int(cell.group(2))
     match = SEED_FOLDER.fullmatch(relative.name)
     if match is None:
         return str(relative), None
@@ -42,9 +71,10 @@ def runs_to_audit(
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     """The ``(label, run directory)`` pairs to audit, and notes on how they were chosen.
 
-    A path holding ``config.yaml`` is one run (even a broken one: its report says what is
-    wrong). Any other folder is searched for runs; a folder without any is reported as one
-    run that cannot be loaded, so the report says so.
+    A path holding ``config.yaml`` or ``cell.json`` is one run (even a broken one: its report
+    says what is wrong). Any other folder is searched for runs (a ``kind: roben`` root: its
+    cells); a folder without any is reported as one run that cannot be loaded, so the report
+    says so.
 
     Raises:
         ConfigError: no path, or a path that does not exist.
@@ -59,7 +89,7 @@ def runs_to_audit(
             raise ConfigError(f"{path} does not exist; give a run directory or a folder of runs")
         if not path.is_dir():
             raise ConfigError(f"{path} is a file; give a run directory or a folder of runs")
-        below = [] if (path / "config.yaml").is_file() else _runs_below(path)
+        below = [] if _is_run(path) else _runs_below(path)
         if not below:
             chosen.append((path.name or str(path), path))
             continue
@@ -68,17 +98,28 @@ def runs_to_audit(
             label, seed = _entry(run, path)
             entries.setdefault(label, []).append((seed, run))
         if all_seeds:
-            chosen += [(str(run.relative_to(path)), run) for run in below]
+            chosen += [(_label(run, path), run) for run in below]
             continue
         for label, seeds in entries.items():
             seeds.sort(key=lambda item: (item[0] is None, item[0] or 0, str(item[1])))
             chosen.append((label, seeds[0][1]))
         if len(below) > len(entries):
-            notes.append(
-                f"{path} holds {len(below)} runs of {len(entries)} entries; one run per entry is "
-                "audited (its lowest seed). Pass --all-seeds to audit every run."
-            )
+            notes.append(_one_seed_note(path, below, len(entries)))
     # Labels name the columns side by side: two paths with the same name get their full path.
     labels = [label for label, _ in chosen]
     chosen = [(str(run) if labels.count(label) > 1 else label, run) for label, run in chosen]
     return chosen, notes
+
+
+def _one_seed_note(path: Path, below: list[Path], entries: int) -> str:
+    """What the page says when one seed per entry of ``path`` is audited."""
+    if all(is_text_cell(run) for run in below):
+        return (
+            f"{path} holds {len(below)} RobEn cells of {entries} dataset × defense × model "
+            "entries; one cell per entry is audited (its lowest seed). Pass --all-seeds to "
+            "audit every cell."
+        )
+    return (
+        f"{path} holds {len(below)} runs of {entries} entries; one run per entry is audited "
+        "(its lowest seed). Pass --all-seeds to audit every run."
+    )

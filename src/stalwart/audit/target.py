@@ -1,8 +1,14 @@
 """A run under audit: where it is, what it is called in the report, and its loaded model.
 
-The run is loaded once (``stalwart.experiments.run.load_run``) and shared by its checks. A run
-that cannot be loaded (no config, no saved model, a corrupt checkpoint) keeps the reason, and
-every check of it reports that reason instead of a figure.
+Two kinds of run are audited (``RUN_KINDS``): a classification run directory (``config.yaml``,
+loaded with ``stalwart.experiments.run.load_run``) and a text model, a trained RobEn cell of a
+``kind: roben`` run (``cell.json`` and ``classifier/``, loaded with
+``stalwart.text.experiment.load_cell``). A check says which kinds it applies to
+(``CheckInfo.applies_to``); the others get it as *not applicable*, with the reason.
+
+The run is loaded once and shared by its checks. A run that cannot be loaded (no config, no
+saved model, a corrupt checkpoint) keeps the reason, and every check of it reports that reason
+instead of a figure.
 """
 
 from __future__ import annotations
@@ -17,9 +23,56 @@ from typing import Any
 from stalwart.errors import StalwartError
 
 
+@dataclass(frozen=True)
+class RunKind:
+    """What the report says about one kind of run.
+
+    Attributes:
+        checked: the kind, as a check for it describes it (plural).
+        this_is: a run of the kind, as a check not for it describes it.
+        how: how to audit a run of the kind.
+    """
+
+    checked: str
+    this_is: str
+    how: str
+
+
+RUN_KINDS = {
+    "classification": RunKind(
+        "classification runs (a run directory with config.yaml)",
+        "a classification run",
+        "audit a run directory of `stalwart run` (config.yaml and checkpoints/)",
+    ),
+    "text": RunKind(
+        "text models (a trained RobEn cell: cell.json and classifier/)",
+        "a text model (a RobEn cell): its robustness to typos is the typos section's",
+        "audit a cell of a `kind: roben` run (ROOT/cells/DATASET-DEFENSE-MODEL-seedK), or its ROOT",
+    ),
+}
+"""The kinds of run the audit knows, by name (``AuditedRun.kind``)."""
+
+
+def not_applicable_reason(kind: str, applies_to: tuple[str, ...]) -> str:
+    """Why a check for the kinds ``applies_to`` says nothing about a run of ``kind``."""
+    wanted = " and ".join(RUN_KINDS[k].checked for k in applies_to)
+    how = "; or ".join(RUN_KINDS[k].how for k in applies_to)
+    return f"this check is for {wanted}; this is {RUN_KINDS[kind].this_is}. To apply it, {how}"
+
+
+def is_text_cell(path: Path) -> bool:
+    """Whether ``path`` is a RobEn cell folder (it holds ``cell.json``)."""
+    return (path / "cell.json").is_file()
+
+
 @dataclass
 class AuditedRun:
-    """One run directory and, once loaded, its config, splits and selected model."""
+    """One run and, once loaded, its config, splits and model.
+
+    For a classification run: its ``RunConfig``, ``Splits`` and selected model. For a text
+    model (``kind == "text"``): its ``Cell`` (``stalwart.text.experiment``), ``TextSplits`` and
+    trained text classifier.
+    """
 
     label: str
     path: Path
@@ -34,11 +87,16 @@ class AuditedRun:
         """Load the run (once); False, with ``error`` set, when it cannot be loaded."""
         if not self._tried:
             self._tried = True
-            from stalwart.experiments.run import load_run
-
             started = time.perf_counter()
             try:
-                self.config, self.splits, self.model = load_run(self.path)
+                if self.kind == "text":
+                    from stalwart.text.experiment import load_cell
+
+                    self.config, self.model, self.splits = load_cell(self.path)
+                else:
+                    from stalwart.experiments.run import load_run
+
+                    self.config, self.splits, self.model = load_run(self.path)
             except StalwartError as error:
                 self.error = str(error)
             except Exception as error:  # a config of another kind, a model that breaks...
@@ -47,14 +105,19 @@ class AuditedRun:
         return not self.error
 
     @property
+    def kind(self) -> str:
+        """``"text"`` for a RobEn cell, else ``"classification"`` (a key of ``RUN_KINDS``)."""
+        return "text" if is_text_cell(self.path) else "classification"
+
+    @property
     def quoted(self) -> str:
         """The run directory as a shell word, for the commands the report prints."""
         return shlex.quote(str(self.path))
 
     @property
     def finished(self) -> bool:
-        """Whether the run wrote its ``summary.json`` (else the model is its best so far)."""
-        return (self.path / "summary.json").is_file()
+        """Whether the run wrote its ``summary.json`` (a cell: ``results.json``)."""
+        return (self.path / ("results.json" if self.kind == "text" else "summary.json")).is_file()
 
     def input_range(self) -> tuple[float, float]:
         """The valid input range attacks and bounds stay in.

@@ -17,7 +17,10 @@ STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "not_applic
 def audit(
     run_dirs: Annotated[
         list[Path],
-        typer.Argument(help="Run directories, or folders of runs (runs/demo), side by side."),
+        typer.Argument(
+            help="Run directories or RobEn cells, or folders of them (runs/demo, the ROOT of a "
+            "`kind: roben` run), side by side."
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The HTML page to write (JSON beside it).")
@@ -25,7 +28,8 @@ def audit(
     checks: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated checks (default: groups,robustness,certified,simplicity,shift)."
+            help="Comma-separated checks (default: groups,robustness,certified,simplicity,shift,"
+            "typos; each applies to the runs of its kind)."
         ),  # fmt: skip
     ] = None,
     budget: Annotated[float, typer.Option(help="Seconds each check may take (0: no limit).")] = 60,
@@ -34,11 +38,14 @@ def audit(
         typer.Option(help="A testbed folder on the runs' data, for the shift check."),
     ] = None,
     all_seeds: Annotated[
-        bool, typer.Option("--all-seeds", help="In a folder of runs, audit every seed, not one.")
+        bool,
+        typer.Option(
+            "--all-seeds", help="In a folder of runs or cells, audit every seed, not one."
+        ),
     ] = False,
     title: Annotated[str, typer.Option(help="The page's title.")] = "",
 ) -> None:
-    """Audit trained runs: groups, PGD robustness, certified accuracy, reliance, shift.
+    """Audit trained runs: groups, PGD robustness, certified accuracy, reliance, shift, typos.
 
     Each check runs within --budget seconds and reports what it measured with the command
     that reproduces it; a check that fails, runs out of time or does not apply says so in its
