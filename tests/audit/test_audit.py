@@ -98,7 +98,7 @@ def sections(report, label):
 
 def test_toy_run_report_has_the_sections_that_apply(runs, toy_report):
     found = sections(toy_report, "toy")
-    assert list(found) == ["groups", "robustness", "certified", "simplicity", "shift"]
+    assert list(found) == ["groups", "robustness", "certified", "simplicity", "shift", "typos"]
     assert [found[k].status for k in ("groups", "robustness", "certified")] == ["ok"] * 3
     # The worst-group accuracy is the model's own, measured independently here.
     _, splits, model = load_run(runs["toy"])
@@ -120,6 +120,7 @@ def test_toy_run_report_has_the_sections_that_apply(runs, toy_report):
     assert found["simplicity"].status == "not_applicable"
     assert "declares no input blocks" in found["simplicity"].reason
     assert found["shift"].status == "not_applicable" and "--testbed" in found["shift"].reason
+    assert found["typos"].status == "not_applicable" and "text models" in found["typos"].reason
 
 
 def test_robustness_figure_is_what_its_command_prints(runs, toy_report):
