@@ -115,8 +115,8 @@ def typos(run: AuditedRun, context: CheckContext) -> Section:
     )
     if measured < cap:
         section.notes.append(
-            f"{cap} examples did not fit the budget; give the check more (--budget) to "
-            "measure them all."
+            f"Measuring all {cap} examples did not fit the budget; give the check more "
+            "(--budget) to measure them all."
         )
     try:
         _check_order(attacked, certificate)
