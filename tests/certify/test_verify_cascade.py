@@ -20,7 +20,7 @@ from stalwart.certify import (
 from stalwart.certify.complete import milp_optimum
 from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.onnx_io import save_onnx
-from stalwart.certify.verify import DEFAULT_BOUNDS, verify
+from stalwart.certify.verify import DEFAULT_BOUNDS, MILP_MAX_UNSTABLE, verify
 from stalwart.certify.vnnlib import read_counterexample, read_result, robustness_vnnlib
 from stalwart.cli import app
 from stalwart.errors import ConfigError
@@ -128,7 +128,7 @@ def test_only_the_complete_stage_can_prove_it(n_inputs, complete, decided_by):
     assert unproven.status == "unknown" and unproven.decided_by == ""
 
 
-def padded_gap_net(n_inputs: int, extra: int = 60) -> Network:
+def padded_gap_net(n_inputs: int, extra: int = MILP_MAX_UNSTABLE + 10) -> Network:
     """:func:`identity_gap_net` with ``extra`` unstable units that the outputs ignore: the
     shape of mnist_fc for the cascade (many inputs, more unstable ReLUs than the MILP takes)."""
     gap = identity_gap_net(n_inputs)
