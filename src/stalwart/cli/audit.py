@@ -80,4 +80,6 @@ def audit(
     console.print(table)
     for note in notes:
         console.print(escape(note), highlight=False)
-    console.print(f"report: {escape(str(page))} (and {escape(str(data))})", highlight=False)
+    console.print(
+        f"report: {escape(str(page))} (and {escape(str(data))})", highlight=False, soft_wrap=True
+    )  # a path is copied whole, never wrapped
