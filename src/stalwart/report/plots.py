@@ -38,6 +38,28 @@ def figure_png(figure: Any, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+def accuracy_bars_png(
+    bars: Mapping[str, float],
+    *,
+    colors: Sequence[str] | None = None,
+    title: str = "",
+    ylabel: str = "accuracy (%)",
+) -> bytes:
+    """One bar per named accuracy (a fraction, drawn in %), as PNG bytes for a report."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(max(5.0, 0.8 * len(bars) + 2), 3.2))
+    axes.bar(list(bars), [100 * v for v in bars.values()], color=colors)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, 100)
+    if title:
+        axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    if len(bars) > 5:  # long rows of names overlap unless tilted
+        axes.tick_params(axis="x", labelrotation=30)
+    figure.tight_layout()
+    return figure_png(figure)
+
+
 def per_group_bars(
     groups: Sequence[str],
     series: Mapping[str, Sequence[Mapping[str, float]]],

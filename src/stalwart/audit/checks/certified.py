@@ -133,18 +133,10 @@ def _plan(
 
 
 def _bars_png(table: dict) -> bytes:
-    from stalwart.report.plots import figure_png, pyplot
+    from stalwart.report.plots import accuracy_bars_png
 
-    plt = pyplot()
-    labels = ["clean", "PGD"] + [f"cert. {name}" for name in table["bounds"]]
-    values = [table["clean"], table["pgd"]] + [r["certified"] for r in table["bounds"].values()]
-    figure, axes = plt.subplots(figsize=(5.0, 3.2))
-    axes.bar(
-        labels, [100 * v for v in values], color=["#888", "#c44"] + ["#2a7"] * len(table["bounds"])
-    )
-    axes.set_ylabel("accuracy (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title(f"L∞ ε = {table['eps']:g}, {table['examples']} points")
-    axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    return figure_png(figure)
+    bars = {"clean": table["clean"], "PGD": table["pgd"]}
+    bars |= {f"cert. {name}": r["certified"] for name, r in table["bounds"].items()}
+    colors = ["#888", "#c44"] + ["#2a7"] * len(table["bounds"])
+    title = f"L∞ ε = {table['eps']:g}, {table['examples']} points"
+    return accuracy_bars_png(bars, colors=colors, title=title)

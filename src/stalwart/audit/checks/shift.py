@@ -80,13 +80,6 @@ def shift(run: AuditedRun, context: CheckContext) -> Section:
 
 
 def _bars_png(predicted: dict[str, float]) -> bytes:
-    from stalwart.report.plots import figure_png, pyplot
+    from stalwart.report.plots import accuracy_bars_png
 
-    plt = pyplot()
-    figure, axes = plt.subplots(figsize=(max(5.0, 0.8 * len(predicted) + 2), 3.2))
-    axes.bar(list(predicted), [100 * v for v in predicted.values()])
-    axes.set_ylim(0, 100)
-    axes.set_ylabel("predicted accuracy (%)")
-    axes.tick_params(axis="x", labelrotation=30)
-    figure.tight_layout()
-    return figure_png(figure)
+    return accuracy_bars_png(predicted, ylabel="predicted accuracy (%)")

@@ -250,15 +250,9 @@ def _against_results(run: AuditedRun, n: int, found: dict[str, float]) -> list[s
 
 
 def _bars_png(bars: dict[str, float], n: int) -> bytes:
-    from stalwart.report.plots import figure_png, pyplot
+    from stalwart.report.plots import accuracy_bars_png
 
-    plt = pyplot()
     colors = {"clean": "#888", "attacked": "#c44", "certified": "#2a7", "codespell": "#47a"}
-    figure, axes = plt.subplots(figsize=(5.0, 3.2))
-    axes.bar(list(bars), [100 * v for v in bars.values()], color=[colors[k] for k in bars])
-    axes.set_ylabel("accuracy (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title(f"Typo robustness, {n} test examples")
-    axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    return figure_png(figure)
+    return accuracy_bars_png(
+        bars, colors=[colors[k] for k in bars], title=f"Typo robustness, {n} test examples"
+    )
