@@ -98,7 +98,9 @@ def sections(report, label):
 
 def test_toy_run_report_has_the_sections_that_apply(runs, toy_report):
     found = sections(toy_report, "toy")
-    assert list(found) == ["groups", "robustness", "certified", "simplicity", "shift", "typos"]
+    assert list(found) == [
+        "groups", "robustness", "certified", "simplicity", "shift", "typos", "one_class"
+    ]  # fmt: skip
     assert [found[k].status for k in ("groups", "robustness", "certified")] == ["ok"] * 3
     # The worst-group accuracy is the model's own, measured independently here.
     _, splits, model = load_run(runs["toy"])
@@ -121,6 +123,8 @@ def test_toy_run_report_has_the_sections_that_apply(runs, toy_report):
     assert "declares no input blocks" in found["simplicity"].reason
     assert found["shift"].status == "not_applicable" and "--testbed" in found["shift"].reason
     assert found["typos"].status == "not_applicable" and "text models" in found["typos"].reason
+    one_class = found["one_class"]
+    assert one_class.status == "not_applicable" and "kind: anomaly" in one_class.reason
 
 
 def test_robustness_figure_is_what_its_command_prints(runs, toy_report):

@@ -78,7 +78,9 @@ def cli_json(command):
 @needs_text_data
 def test_a_cell_gets_the_typos_section_and_the_other_checks_say_why_not(cell_report):
     found = sections(cell_report, AGGCLUST)
-    assert list(found) == [*CLASSIFICATION_CHECKS, "typos"]
+    assert list(found) == [*CLASSIFICATION_CHECKS, "typos", "one_class"]
+    assert found["one_class"].status == "not_applicable"
+    assert "this is a text model" in found["one_class"].reason
     for key in CLASSIFICATION_CHECKS:
         assert found[key].status == "not_applicable", key
         assert "this is a text model (a RobEn cell)" in found[key].reason

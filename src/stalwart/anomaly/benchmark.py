@@ -50,8 +50,29 @@ class Cell:
     threshold_fpr: float = 0.05
 
 
-def evaluate_cell(cell: Cell, data: OneClassData) -> dict[str, Any]:
-    """Fit ``cell.detector`` on ``data`` and measure it on ``data``'s test split."""
+@dataclass
+class Scored:
+    """A cell's fitted detector and its anomaly scores (higher = more anomalous).
+
+    Attributes:
+        detector: the fitted detector.
+        test_scores: the scores of the test split, in its order.
+        train_scores: the scores of the training normals.
+        fit_seconds: seconds ``fit`` took.
+        score_seconds: seconds scoring the test split took.
+        warnings: the first line of each distinct warning fitting and scoring raised.
+    """
+
+    detector: Any
+    test_scores: np.ndarray
+    train_scores: np.ndarray
+    fit_seconds: float
+    score_seconds: float
+    warnings: list[str]
+
+
+def fit_and_score(cell: Cell, data: OneClassData) -> Scored:
+    """Fit ``cell.detector`` on ``data`` (seeded by ``cell.seed``) and score its test split."""
     import torch
 
     name, params = resolve(cell.detector, cell.params)
@@ -75,7 +96,19 @@ def evaluate_cell(cell: Cell, data: OneClassData) -> dict[str, Any]:
         train_scores = np.asarray(
             detector.decision_function(shape(data.train_x[_normal(data)])), np.float64
         )
-    threshold = float(np.quantile(train_scores, 1.0 - cell.threshold_fpr))
+    return Scored(detector, test_scores, train_scores, fit_seconds, score_seconds,
+                  sorted({str(w.message).split(";")[0] for w in caught})[:3])  # fmt: skip
+
+
+def evaluate_cell(cell: Cell, data: OneClassData) -> dict[str, Any]:
+    """Fit ``cell.detector`` on ``data`` and measure it on ``data``'s test split."""
+    return measure(cell, data, fit_and_score(cell, data))
+
+
+def measure(cell: Cell, data: OneClassData, scored: Scored) -> dict[str, Any]:
+    """The cell's record: its settings and the test figures of its scores."""
+    test_scores = scored.test_scores
+    threshold = float(np.quantile(scored.train_scores, 1.0 - cell.threshold_fpr))
     anomalous = data.test_y == 1
     found: dict[str, Any] = {
         **asdict(cell),
@@ -84,10 +117,10 @@ def evaluate_cell(cell: Cell, data: OneClassData) -> dict[str, Any]:
         **f1_at_threshold(_tensor(test_scores), _tensor(anomalous), threshold),
         "threshold": threshold,
         "constant_scores": bool(np.ptp(test_scores) == 0),
-        "fit_seconds": round(fit_seconds, 3),
-        "score_seconds": round(score_seconds, 3),
-        "warnings": sorted({str(w.message).split(";")[0] for w in caught})[:3],
-        "best_epoch": getattr(detector, "best_epoch_", None),
+        "fit_seconds": round(scored.fit_seconds, 3),
+        "score_seconds": round(scored.score_seconds, 3),
+        "warnings": scored.warnings,
+        "best_epoch": getattr(scored.detector, "best_epoch_", None),
     }
     if data.test_close is not None:
         normal = _tensor(~anomalous)

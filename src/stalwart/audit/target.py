@@ -1,10 +1,13 @@
 """A run under audit: where it is, what it is called in the report, and its loaded model.
 
-Two kinds of run are audited (``RUN_KINDS``): a classification run directory (``config.yaml``,
-loaded with ``stalwart.experiments.run.load_run``) and a text model, a trained RobEn cell of a
-``kind: roben`` run (``cell.json`` and ``classifier/``, loaded with
-``stalwart.text.experiment.load_cell``). A check says which kinds it applies to
-(``CheckInfo.applies_to``); the others get it as *not applicable*, with the reason.
+Three kinds of run are audited (``RUN_KINDS``): a classification run directory
+(``config.yaml``, loaded with ``stalwart.experiments.run.load_run``); a text model, a trained
+RobEn cell of a ``kind: roben`` run (``cell.json`` and ``classifier/``, loaded with
+``stalwart.text.experiment.load_cell``); and a one-class detector, a cell of a ``kind: anomaly``
+run (``cells/DATASET/DETECTOR/seedK.json``, the record of one fit: its split, detector,
+parameters and seed, loaded with ``stalwart.experiments.kinds.anomaly.load_cell``). A check
+says which kinds it applies to (``CheckInfo.applies_to``); the others get it as *not
+applicable*, with the reason.
 
 The run is loaded once and shared by its checks. A run that cannot be loaded (no config, no
 saved model, a corrupt checkpoint) keeps the reason, and every check of it reports that reason
@@ -49,6 +52,13 @@ RUN_KINDS = {
         "a text model (a RobEn cell): its robustness to typos is the typos section's",
         "audit a cell of a `kind: roben` run (ROOT/cells/DATASET-DEFENSE-MODEL-seedK), or its ROOT",
     ),
+    "one_class": RunKind(
+        "one-class detectors (a cell of a `kind: anomaly` run: cells/DATASET/DETECTOR/seedK.json)",
+        "a one-class detector (a cell of a `kind: anomaly` run): its AUROC on held-out "
+        "anomalies is the one-class section's",
+        "audit a cell of a `kind: anomaly` run (ROOT/cells/DATASET/DETECTOR/seedK.json), or its "
+        "ROOT",
+    ),
 }
 """The kinds of run the audit knows, by name (``AuditedRun.kind``)."""
 
@@ -65,13 +75,23 @@ def is_text_cell(path: Path) -> bool:
     return (path / "cell.json").is_file()
 
 
+def is_one_class_cell(path: Path) -> bool:
+    """Whether ``path`` is the record of a one-class cell (``kind: anomaly``'s ``seedK.json``)."""
+    from stalwart.experiments.kinds.anomaly import is_cell_record
+
+    return path.is_file() and path.suffix == ".json" and is_cell_record(path)
+
+
 @dataclass
 class AuditedRun:
     """One run and, once loaded, its config, splits and model.
 
     For a classification run: its ``RunConfig``, ``Splits`` and selected model. For a text
     model (``kind == "text"``): its ``Cell`` (``stalwart.text.experiment``), ``TextSplits`` and
-    trained text classifier.
+    trained text classifier. For a one-class cell (``kind == "one_class"``): its ``Cell``
+    (``stalwart.anomaly.benchmark``), ``OneClassData`` and ``record`` (the figures the run
+    measured); the anomaly run keeps records, not fitted detectors, so ``model`` stays None and
+    the check fits the detector again from the record.
     """
 
     label: str
@@ -79,6 +99,7 @@ class AuditedRun:
     config: Any = None
     splits: Any = None
     model: Any = None
+    record: Any = None
     error: str = ""
     load_seconds: float = 0.0
     _tried: bool = field(default=False, repr=False)
@@ -93,6 +114,10 @@ class AuditedRun:
                     from stalwart.text.experiment import load_cell
 
                     self.config, self.model, self.splits = load_cell(self.path)
+                elif self.kind == "one_class":
+                    from stalwart.experiments.kinds.anomaly import load_cell as load_one_class
+
+                    self.config, self.record, self.splits = load_one_class(self.path)
                 else:
                     from stalwart.experiments.run import load_run
 
@@ -106,8 +131,10 @@ class AuditedRun:
 
     @property
     def kind(self) -> str:
-        """``"text"`` for a RobEn cell, else ``"classification"`` (a key of ``RUN_KINDS``)."""
-        return "text" if is_text_cell(self.path) else "classification"
+        """The key of ``RUN_KINDS``: ``text``, ``one_class`` or ``classification``."""
+        if is_text_cell(self.path):
+            return "text"
+        return "one_class" if is_one_class_cell(self.path) else "classification"
 
     @property
     def quoted(self) -> str:
@@ -116,7 +143,12 @@ class AuditedRun:
 
     @property
     def finished(self) -> bool:
-        """Whether the run wrote its ``summary.json`` (a cell: ``results.json``)."""
+        """Whether the run wrote its ``summary.json`` (a RobEn cell: ``results.json``).
+
+        A one-class cell's record is written only once it has finished.
+        """
+        if self.kind == "one_class":
+            return True
         return (self.path / ("results.json" if self.kind == "text" else "summary.json")).is_file()
 
     def input_range(self) -> tuple[float, float]:

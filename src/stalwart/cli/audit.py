@@ -67,17 +67,28 @@ def audit(
     report = runner.run(chosen, title=title, notes=notes)
     page, data = report.write(output)
 
+    # A check that applies to none of the runs (a text check on image runs) gets no column.
+    shown = [
+        index for index in range(len(runner.checks))
+        if any(s[index].status != "not_applicable" for s in report.runs.values())
+    ]  # fmt: skip
     table = Table(title="audit", title_justify="left")
     table.add_column("run")
-    for key in runner.checks:
-        table.add_column(key, justify="right")
+    for index in shown:
+        table.add_column(runner.checks[index], justify="right")
     for label, sections in report.runs.items():
         cells = [
             f"[{STATUS_STYLE[s.status]}]{s.status.replace('_', ' ')}[/] {s.seconds:.1f}s"
-            for s in sections
+            for s in (sections[index] for index in shown)
         ]
         table.add_row(escape(label), *cells)
     console.print(table)
+    hidden = [key for index, key in enumerate(runner.checks) if index not in shown]
+    if hidden:
+        console.print(
+            f"not applicable to these runs (the page says why): {', '.join(hidden)}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
     for note in notes:
         console.print(escape(note), highlight=False)
     console.print(

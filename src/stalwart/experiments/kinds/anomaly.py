@@ -187,6 +187,49 @@ def run_anomaly(
     return result
 
 
+CELL_KEYS = ("schema", "dataset", "detector", "seed", "params", "threshold_fpr", "data_settings")
+"""What a cell's record holds besides its figures: enough to fit the same detector again."""
+
+
+def is_cell_record(path: Path) -> bool:
+    """Whether the JSON file ``path`` is a cell's record (``cells/DATASET/DETECTOR/seedK.json``)."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and all(key in found for key in CELL_KEYS)
+
+
+def load_cell(path: str | Path) -> tuple[Any, dict[str, Any], Any]:
+    """A finished cell: its ``Cell``, its record (the figures it measured) and its data split.
+
+    The record fixes everything the fit depended on (dataset, seed, detector, parameters, the
+    data settings), so the split is the one the cell was fitted and measured on.
+
+    Raises:
+        ConfigError: ``path`` is not a cell's record, or one of another schema.
+        DataMissingError: the cell's dataset is not available here.
+    """
+    from stalwart.anomaly.benchmark import Cell
+
+    path = Path(path)
+    if not is_cell_record(path):
+        raise ConfigError(
+            f"{path} is not the record of a `kind: anomaly` cell (cells/DATASET/DETECTOR/"
+            f"seedK.json holding {', '.join(CELL_KEYS)}); run the experiment to write it"
+        )
+    record = json.loads(path.read_text())
+    if record["schema"] != SCHEMA:
+        raise ConfigError(
+            f"{path} was written by another version (schema {record['schema']}, this one reads "
+            f"{SCHEMA}); run the experiment again to rewrite it"
+        )
+    cell = Cell(record["dataset"], record["detector"], int(record["seed"]),
+                dict(record["params"]), float(record["threshold_fpr"]))  # fmt: skip
+    fields = {"odds_folder": None, "image_train": None, **record["data_settings"]}
+    return cell, record, load_dataset(cell.dataset, cell.seed, fields)
+
+
 def _reusable(path: Path, cell: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any] | None:
     """A finished cell of the same settings, or None (missing, damaged or out of date)."""
     if not path.exists():
