@@ -282,6 +282,11 @@ def test_several_runs_side_by_side_mark_the_best(runs):
     page = report.html()
     assert "Side by side" in page and "▲" in page
     html5lib.HTMLParser(strict=True).parse(page)
+    # A side-by-side section has no status or time of its own: its last row holds the runs'.
+    side = page[page.index('id="all-groups"') : page.index('id="run-toy"')]
+    assert 'class="status' not in side and " s of " not in side
+    own = page[page.index('id="toy-groups"') :]
+    assert 'class="status status-ok"' in own and f" s of {BUDGET:g} s" in own
 
 
 def test_a_folder_of_runs_audits_one_seed_per_entry(runs, tmp_path):

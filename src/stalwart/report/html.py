@@ -205,17 +205,24 @@ def _anchor(*parts: str) -> str:
     return "".join(c if c.isascii() and c.isalnum() else "-" for c in text).strip("-") or "x"
 
 
-def render_section(section: Section, anchor: str = "") -> str:
-    """One section as an HTML fragment (``<section class="check">``)."""
+def render_section(section: Section, anchor: str = "", *, measured: bool = True) -> str:
+    """One section as an HTML fragment (``<section class="check">``).
+
+    ``measured=False`` (a side-by-side table, whose runs' statuses are in its last row) leaves
+    out the status badge and the time.
+    """
     parts = [f'<section class="check" id="{_e(anchor or _anchor(section.key))}">']
-    timing = f"{section.seconds:.1f} s"
-    if section.budget is not None:
-        timing += f" of {section.budget:g} s"
-    parts.append(
-        f"<h3>{_e(section.title)} "
-        f'<span class="status status-{section.status}">{_e(STATUS_TEXT[section.status])}</span> '
-        f'<span class="muted">{_e(timing)}</span></h3>'
-    )
+    heading = f"<h3>{_e(section.title)}"
+    if measured:
+        timing = f"{section.seconds:.1f} s"
+        if section.budget is not None:
+            timing += f" of {section.budget:g} s"
+        heading += (
+            f' <span class="status status-{section.status}">'
+            f"{_e(STATUS_TEXT[section.status])}</span> "
+            f'<span class="muted">{_e(timing)}</span>'
+        )
+    parts.append(heading + "</h3>")
     if section.reason:
         parts.append(f'<p class="reason reason-{section.status}">{_e(section.reason)}</p>')
     if section.figures:
@@ -281,7 +288,7 @@ def render_page(
     body.append(status_table(runs).html())
     if sections:
         body.append('<h2 id="side-by-side">Side by side</h2>')
-        body += [render_section(s, _anchor("all", s.key)) for s in sections]
+        body += [render_section(s, _anchor("all", s.key), measured=False) for s in sections]
     for label, run_sections in runs.items():
         body.append(f'<h2 id="{_e(_anchor("run", label))}">{_e(label)}</h2>')
         if paths and label in paths:
