@@ -116,8 +116,9 @@ def test_toy_run_report_has_the_sections_that_apply(runs, toy_report):
     assert sum(name.startswith("robust accuracy, ε") for name in robust.figures) == 3
     certified = found["certified"]
     assert certified.figures["tightest bound"].value in ("ibp", "crown", "lp")
-    pgd_accuracy = certified.figures["PGD accuracy (upper bound)"].value
-    assert certified.figures["certified accuracy"].value <= pgd_accuracy + 1e-6
+    eps = certified.figures["ε (L∞)"].value
+    pgd_accuracy = certified.figures[f"PGD accuracy, ε = {eps:g} (upper bound)"].value
+    assert certified.figures[f"certified accuracy, ε = {eps:g}"].value <= pgd_accuracy + 1e-6
     # What does not apply says why, and how to make it apply.
     assert found["simplicity"].status == "not_applicable"
     assert "declares no input blocks" in found["simplicity"].reason
@@ -154,8 +155,67 @@ def test_certified_figure_is_what_its_command_prints(runs, toy_report):
     assert result.exit_code == 0, result.output
     tightest = certified.figures["tightest bound"].value
     row = next(line for line in result.output.splitlines() if f"certified: {tightest}" in line)
-    shown = certified.figures["certified accuracy"].text().removesuffix(" %")
+    eps = certified.figures["ε (L∞)"].value
+    shown = certified.figures[f"certified accuracy, ε = {eps:g}"].text().removesuffix(" %")
     assert cells(row)[1] == shown
+
+
+DIGITS_RUN = {
+    "data": {"name": "digits"}, "model": {"name": "mlp", "hidden": [32]},
+    "train": {"epochs": 8, "batch_size": 64, "lr": 3e-3, "progress": False},
+}  # fmt: skip
+TRAINED_EPS = 0.05
+
+
+@pytest.fixture(scope="module")
+def robust_runs(tmp_path_factory):
+    """ERM, PGD adversarial training and IBP certified training of one MLP on digits."""
+    root = tmp_path_factory.mktemp("robust")
+    methods = {
+        "erm": {"name": "erm"},
+        "pgd_at": {"name": "pgd_at", "eps": TRAINED_EPS, "steps": 7},
+        "ibp": {"name": "ibp", "eps": TRAINED_EPS, "kappa": 0.5, "ramp_steps": 100},
+    }
+    return {name: train({**DIGITS_RUN, "name": name, "method": method}, root / name)
+            for name, method in methods.items()}  # fmt: skip
+
+
+def test_robust_and_certified_runs_are_measured_at_the_eps_they_trained_for(robust_runs):
+    report = audit(list(robust_runs.values()), checks=["robustness", "certified"], budget_s=None,
+                   attack_examples=150, certify_examples=40)  # fmt: skip
+    found = {label: sections(report, label) for label in robust_runs}
+    at_trained = f"robust accuracy, ε = {TRAINED_EPS:g}"
+    for label in robust_runs:
+        assert [s.status for s in found[label].values()] == ["ok", "ok"], label
+        # Every run is attacked at 1, 3 and 10 % of digits' [0, 1] range; the trained ones at
+        # their ε too.
+        figures = found[label]["robustness"].figures
+        assert {f"robust accuracy, ε = {e:g}" for e in (0.01, 0.03, 0.1)} <= set(figures)
+        assert (at_trained in figures) == (label != "erm")
+    # Adversarial training holds up better than ERM.
+    robust = {label: found[label]["robustness"].figures["robust accuracy, ε = 0.1"].value
+              for label in found}  # fmt: skip
+    assert robust["pgd_at"] > robust["erm"] + 0.05
+    # ERM is certified at 1 % of the range; the trained runs at their ε.
+    certified = {label: found[label]["certified"] for label in found}
+    assert certified["erm"].figures["ε (L∞)"].value == 0.01
+    assert "1 % of the input range" in certified["erm"].notes[0]
+    for label in ("pgd_at", "ibp"):
+        assert certified[label].figures["ε (L∞)"].value == TRAINED_EPS
+        assert f"the ε {label} trained for" in certified[label].notes[0]
+    name = f"certified accuracy, ε = {TRAINED_EPS:g}"
+    upper = f"PGD accuracy, ε = {TRAINED_EPS:g} (upper bound)"
+    for label in ("pgd_at", "ibp"):
+        figures = certified[label].figures
+        assert figures[name].value <= figures[upper].value
+    assert certified["pgd_at"].figures[name].value > 0.25  # CROWN/LP certify the small MLP
+    # Side by side, runs certified at different ε share no row, so none is ranked against ERM.
+    (table,) = next(s for s in report.side_by_side if s.key == "certified").tables
+    row = [r[0] for r in table.rows].index(name)
+    assert table.rows[row][1] == "-"  # ERM's column (its ε is 0.01)
+    values = {c: certified[label].figures[name].value for c, label in ((2, "pgd_at"), (3, "ibp"))}
+    best = {c for c, v in values.items() if v == max(values.values())}
+    assert {c for r, c in table.marked if r == row} == best
 
 
 def test_data_with_blocks_gets_the_simplicity_section(runs):

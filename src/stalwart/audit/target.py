@@ -151,6 +151,32 @@ class AuditedRun:
             return True
         return (self.path / ("results.json" if self.kind == "text" else "summary.json")).is_file()
 
+    def trained_eps(self) -> tuple[float, str] | None:
+        """The L∞ ε the run's method trained the model to resist, with the method's name.
+
+        For adversarial and certified training (``pgd_at``, ``trades``, ``ibp``, ``rst``): the
+        method's ``eps`` as configured, else its default; None for other methods, and for
+        training against another norm.
+        """
+        import inspect
+
+        import stalwart.recipes  # noqa: F401  (registers the multi-stage methods too)
+        from stalwart.methods.catalog import METHODS
+
+        method = getattr(self.config, "method", None)
+        if method is None or method.name not in METHODS:
+            return None
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(METHODS.get(method.name)).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        params = {**defaults, **method.params}
+        eps, norm = params.get("eps"), str(params.get("norm", "linf")).lower()
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or eps <= 0:
+            return None
+        return (float(eps), method.name) if norm in ("linf", "inf") else None
+
     def input_range(self) -> tuple[float, float]:
         """The valid input range attacks and bounds stay in.
 

@@ -35,7 +35,11 @@ PLAN_SHARE = 0.8
 
 @register_check("certified", "Certified accuracy", order=30)
 def certified(run: AuditedRun, context: CheckContext) -> Section:
-    """Clean, PGD and certified accuracy at ε = 1 % of the input range, tightest bound first."""
+    """Clean, PGD and certified accuracy, tightest bound first.
+
+    At ε = 1 % of the input range, or at the ε the run was trained for (adversarial or
+    certified training: ``AuditedRun.trained_eps``).
+    """
     from stalwart.attacks.pgd import pgd
     from stalwart.certify.accuracy import certified_accuracy
     from stalwart.certify.bounds import as_network, bound
@@ -46,6 +50,9 @@ def certified(run: AuditedRun, context: CheckContext) -> Section:
     test = run.splits.test
     lower, upper = run.input_range()
     eps = float(f"{EPS_FRACTION * (upper - lower):.3g}")
+    trained = run.trained_eps()
+    if trained is not None:  # a robust or certified run is certified at the ε it trained for
+        eps = trained[0]
     try:
         net = as_network(run.model, tuple(test.x.shape[1:])).detach(dtype=torch.float64)
     except ConfigError as error:
@@ -85,7 +92,13 @@ def certified(run: AuditedRun, context: CheckContext) -> Section:
         raise OutOfTime("timing the bounds: not even IBP on its points fits the budget")
     n = min(cap, max(1, _plan(seconds, pgd_per_point, held_share, context, len(test))))
     section.notes.append(
-        f"L∞ ε = {eps:g} ({100 * EPS_FRACTION:g} % of the input range [{lower:g}, {upper:g}]) on "
+        f"L∞ ε = {eps:g} ("
+        + (
+            f"the ε {trained[1]} trained for"
+            if trained
+            else f"{100 * EPS_FRACTION:g} % of the input range [{lower:g}, {upper:g}]"
+        )
+        + ") on "
         f"the first {n} of {len(test)} test points; bounds tried loosest first "
         f"({', '.join(BOUNDS)}); within the budget: {', '.join(chosen)}."
     )
@@ -98,8 +111,10 @@ def certified(run: AuditedRun, context: CheckContext) -> Section:
                                upper=upper)  # fmt: skip
     tightest = chosen[-1]
     section.figure("clean accuracy", table["clean"], "%", "higher")
-    section.figure("PGD accuracy (upper bound)", table["pgd"], "%", "higher")
-    section.figure("certified accuracy", table["bounds"][tightest]["certified"], "%", "higher")
+    # ε in the names: side by side, runs certified at different ε are not ranked together.
+    section.figure(f"PGD accuracy, ε = {eps:g} (upper bound)", table["pgd"], "%", "higher")
+    section.figure(f"certified accuracy, ε = {eps:g}", table["bounds"][tightest]["certified"],
+                   "%", "higher")  # fmt: skip
     section.figure("tightest bound", tightest)
     section.figure("ε (L∞)", eps)
     rows = ResultTable(["", "accuracy %", "s / point"],

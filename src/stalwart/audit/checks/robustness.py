@@ -56,6 +56,9 @@ def robustness(run: AuditedRun, context: CheckContext) -> Section:
     test = run.splits.test
     lower, upper = run.input_range()
     grid = budgets(lower, upper)
+    trained = run.trained_eps()
+    if trained is not None:  # a robust run is attacked at the ε it was trained for, too
+        grid = sorted({*grid, trained[0]})
     settings = dict(steps=STEPS, restarts=1, lower=lower, upper=upper, seed=0)
 
     context.check_time("timing PGD on a few examples")
@@ -75,7 +78,8 @@ def robustness(run: AuditedRun, context: CheckContext) -> Section:
     section.notes.append(
         f"PGD-{STEPS} (L∞, one restart, seed 0) on the first {n} of {len(test)} test examples, "
         f"inputs kept in [{lower:g}, {upper:g}]; ε = {', '.join(f'{e:g}' for e in grid)} "
-        f"({', '.join(f'{100 * f:g} %' for f in EPS_FRACTIONS)} of that range)."
+        f"({', '.join(f'{100 * f:g} %' for f in EPS_FRACTIONS)} of that range"
+        + (f"; and {trained[0]:g}, the ε {trained[1]} trained for)." if trained else ").")
     )
     curve: dict[float, float] = {}
     commands = []
@@ -95,7 +99,7 @@ def robustness(run: AuditedRun, context: CheckContext) -> Section:
         )
         section.command = "\n".join(commands)
     section.plots.append(Plot(_curve_png(curve, run.label), "Robust accuracy against ε."))
-    _masking(run, context, subset, grid[1], per_example, settings)
+    _masking(run, context, subset, budgets(lower, upper)[1], per_example, settings)
     return section
 
 
