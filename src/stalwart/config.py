@@ -311,15 +311,19 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "warmup_steps": 0,
     "clip_grad_norm": None,
     "adaptation": AdaptationConfig(),
+    "loading": "auto",
+    "channels_last": None,
+    "compile": False,
 }
 
 
 class TrainConfig(StrictModel):
     """How ``fit`` trains: optimiser, schedule, epochs, selection, seed and device.
 
-    ``lr_groups``, ``warmup_steps``, ``clip_grad_norm`` and ``adaptation`` are left out of
-    ``model_dump`` while they hold their defaults, so configs and checkpoints written before
-    these settings existed keep their fingerprints.
+    ``lr_groups``, ``warmup_steps``, ``clip_grad_norm``, ``adaptation``, ``loading``,
+    ``channels_last`` and ``compile`` are left out of ``model_dump`` while they hold their
+    defaults, so configs and checkpoints written before these settings existed keep their
+    fingerprints.
     """
 
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="passes over the training data")
@@ -364,6 +368,21 @@ class TrainConfig(StrictModel):
         AdaptationConfig(),
         description="which parameters train: ft, lp, lp-ft or lora (a strategy name, or a "
         "section with its settings)",
+    )
+
+    loading: Literal["auto", "resident", "prefetch", "plain"] = Field(
+        "auto",
+        description="how batches reach the device: resident (the training data kept on the "
+        "device), prefetch (gathered ahead into pinned memory by a thread), plain; auto: "
+        "resident on a GPU when the data fits, prefetch when not, plain on the CPU",
+    )
+    channels_last: bool | None = Field(
+        None,
+        description="train image models in channels-last memory format; None: on CUDA for "
+        "models with 2-D convolutions",
+    )
+    compile: bool = Field(
+        False, description="train through torch.compile(model) (compiles on the first steps)"
     )
 
     @field_validator("adaptation", mode="before")

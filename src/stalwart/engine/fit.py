@@ -24,7 +24,6 @@ from torch import nn
 
 from stalwart.config import TrainConfig, describe
 from stalwart.data.core import GroupedDataset, Splits
-from stalwart.data.loader import iterate_batches
 from stalwart.data.samplers import Sampler, shuffled
 from stalwart.engine.adaptation import adapted
 from stalwart.engine.device import autocast_for, resolve_device
@@ -38,6 +37,13 @@ from stalwart.engine.distributed import (
     world,
 )
 from stalwart.engine.evaluators import LAST, Evaluator, GroupClassification
+from stalwart.engine.loading import (
+    Feeder,
+    choose_loading,
+    dataset_bytes,
+    free_memory,
+    wants_channels_last,
+)
 from stalwart.engine.method import Method
 from stalwart.engine.optim import base_lr, build_optimizer, build_schedule, optimizer_step
 from stalwart.engine.progress import TrainingProgress
@@ -57,7 +63,8 @@ from stalwart.io import (
 from stalwart.metrics.group import GroupMetrics
 
 # Settings that change how a run looks, not what it computes: a resumed run may differ in them.
-COSMETIC = ("progress", "eval_batch_size")
+COSMETIC = ("progress", "eval_batch_size", "loading", "channels_last", "compile")
+"""Settings that change how the training computes, not what: a run resumes across them."""
 
 
 class TrainingDiverged(StalwartError, FloatingPointError):
@@ -216,6 +223,7 @@ def _train(
 
     sampler = sampler or method.sampler(cfg.seed) or shuffled
     autocast = autocast_for(device, cfg.precision)
+    feeder, stepped = _speed_setup(model, data.train, cfg, device)
     first_epoch = len(history) + 1
     place = world()
     with TrainingProgress(cfg.epochs, cfg.progress and place.main) as progress:
@@ -223,8 +231,8 @@ def _train(
         for epoch in range(first_epoch, cfg.epochs + 1):
             started = time.perf_counter()
             train_loss, steps = _train_one_epoch(
-                model, method, data.train, optimizer, autocast, device, cfg, epoch, sampler,
-                progress, steps, place,
+                stepped, method, data.train, feeder, optimizer, autocast, device, cfg, epoch,
+                sampler, progress, steps, place,
             )  # fmt: skip
             share_buffers(model, place)  # every rank evaluates and selects the same model
             if device.type == "cuda":
@@ -294,10 +302,28 @@ def resolve_train_config(cfg: TrainConfig | None, overrides: dict[str, Any]) -> 
         raise ConfigError(describe(error, "fit()", TrainConfig)) from None
 
 
+def _speed_setup(
+    model: nn.Module, train: GroupedDataset, cfg: TrainConfig, device: torch.device
+) -> tuple[Feeder, nn.Module]:
+    """The feeder of training batches, and the model the steps call (compiled or not).
+
+    Channels-last format converts the model in place (its parameters keep their names and
+    values, so checkpoints are unchanged); ``torch.compile`` wraps it, and checkpoints and
+    evaluation keep using the model itself.
+    """
+    channels_last = wants_channels_last(cfg.channels_last, model, train.x[0], device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    mode = choose_loading(cfg.loading, device, dataset_bytes(train), free_memory(device))
+    stepped = torch.compile(model) if cfg.compile else model
+    return Feeder(train, device, mode, channels_last), stepped
+
+
 def _train_one_epoch(
     model: nn.Module,
     method: Method,
     train: GroupedDataset,
+    feeder: Feeder,
     optimizer: torch.optim.Optimizer,
     autocast: Callable,
     device: torch.device,
@@ -323,15 +349,14 @@ def _train_one_epoch(
     # Reading the loss forces a device sync; do it only when a bar is there to show it.
     refresh = 25 if progress.enabled else 0
     n_steps = -(-len(order) // cfg.batch_size)
-    batches = (
-        _shares(train, cfg.batch_size, order, place, method.data_parallel == "share")
+    positions = (
+        _shares(cfg.batch_size, order, place, method.data_parallel == "share")
         if place.parallel
-        else ((batch, None) for batch in iterate_batches(train, cfg.batch_size, order))
+        else ((order[s : s + cfg.batch_size], None) for s in range(0, len(order), cfg.batch_size))
     )
-    for batch, part in batches:
+    for batch, part in feeder.feed(positions):
         optimizer.zero_grad(set_to_none=True)
         if batch is not None:
-            batch = batch.to(device, non_blocking=True)
             with autocast():
                 loss = method.loss(model, batch)
             if part is not None:
@@ -354,15 +379,13 @@ def _train_one_epoch(
     return mean, steps_before + steps
 
 
-def _shares(
-    train: GroupedDataset, batch_size: int, order: torch.Tensor, place: World, own_share: bool
-) -> Any:
-    """Each global batch's share of this rank, and the weight of its mean loss.
+def _shares(batch_size: int, order: torch.Tensor, place: World, own_share: bool) -> Any:
+    """The positions of each global batch's share of this rank, and its mean loss's weight.
 
     The weight is the share's part of the batch, or None for a method that returns its own
     share (``Method.data_parallel == "share"``). A rank whose share is empty (a last batch
-    smaller than the ranks) yields None for the batch: it still joins the gradient sum, with
-    zeros; a method that reduces across ranks cannot skip a step, so that is refused.
+    smaller than the ranks) gets no batch: it still joins the gradient sum, with zeros; a
+    method that reduces across ranks cannot skip a step, so that is refused.
     """
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
@@ -374,7 +397,7 @@ def _shares(
                 "least one example per process"
             )
         part = None if own_share else len(mine) / len(positions)
-        yield (train.take(mine) if len(mine) else None), part
+        yield mine, part
 
 
 def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
