@@ -166,7 +166,7 @@ def test_batched_branch_and_bound_agrees_with_the_milp_and_needs_its_splits():
         seen.append((expected, result.detail))
     # Some proofs needed branching, not only the root bound.
     closed = [int(detail.split()[-2]) for s, detail in seen if "closed" in detail]
-    assert closed and max(closed) > 1, seen
+    assert closed and max(closed) > len(prop.disjuncts), seen  # more than the roots
     assert "violated" in {s for s, _ in seen}, seen
 
 
@@ -205,7 +205,42 @@ def test_a_violated_conjunction_is_never_ruled_out_even_with_no_counterexample_f
     for C, d in prop.disjuncts:
         optimum = float(milp_optimum(net, box.lower, box.upper, C, d)[0])
         if optimum < 0:
-            status, found, detail = complete._beta_disjunct(job, C, d, bounds)
+            status, found, detail = complete._beta_search(job, [(C, d)], bounds)
             assert status == "unknown" and found is None, (optimum, status, detail)
             statuses.append(detail)
     assert statuses, "the case should have a violated conjunction"
+
+
+def test_one_c_per_subdomain_bounds_each_subdomain_with_its_own_rows():
+    net, lo, hi, C, d, _ = case(1)
+    splits = [torch.zeros(2, w, dtype=torch.int8) for w in net.hidden_sizes]
+    splits[0][1, 0] = 1  # the second subdomain also has a split unit
+    both = beta_crown(net, lo, hi, torch.stack([C, -C]), torch.stack([d, -d]), splits, steps=5)
+    for i, (Ci, di) in enumerate([(C, d), (-C, -d)]):
+        alone = beta_crown(net, lo, hi, Ci, di, [s[i : i + 1] for s in splits], steps=5)
+        torch.testing.assert_close(both.lower[i], alone.lower[0])
+    with pytest.raises(ConfigError, match="C must be"):
+        beta_crown(net, lo, hi, torch.stack([C, C, C]), d, splits)
+
+
+def test_conjunctions_of_different_lengths_are_decided_in_one_search_as_the_milp_decides():
+    seen = set()
+    for seed in range(8):
+        net = random_mlp((4, 16, 16, 3), seed)
+        x = torch.rand(4, generator=torch.Generator().manual_seed(seed), dtype=F64)
+        label = int(net(x).argmax())
+        a, b = (j for j in range(3) if j != label)
+        rows = torch.zeros(2, 3, dtype=F64)
+        rows[0, label], rows[0, a], rows[1, label], rows[1, b] = 1, -1, 1, -1
+        # Unsafe: the label is the lowest output (two rows), or b comes within 0.05 of it (one).
+        prop = OutputProperty([(rows, torch.zeros(2, dtype=F64)),
+                               (rows[1:], torch.full((1,), -0.05, dtype=F64))])  # fmt: skip
+        box = Box(x - 0.5, x + 0.5)
+        expected = search(net, box, prop, timeout=30, method="milp", attack_restarts=0)
+        found = search(net, box, prop, timeout=30, method="bab+beta", attack_restarts=0)
+        assert found.status == expected.status, (seed, found.detail, expected.detail)
+        if found.status == "violated":
+            assert box.contains(found.counterexample)
+            assert prop.violated_by(net(found.counterexample))
+        seen.add(found.status)
+    assert seen == {"holds", "violated"}

@@ -81,9 +81,9 @@ def _backward(
         The bound ``(batch, rows)``, the coefficients on every hidden layer's ReLU output
         ``(batch, rows, width)``, and the coefficients on the input ``(batch, rows, n)``.
     """
-    batch, m = lower.shape[0], C.shape[0]
+    batch, m = lower.shape[0], C.shape[-2]
     last = net.layers[-1]
-    lam = C.expand(batch, *C.shape)
+    lam = C.expand(batch, m, C.shape[-1])  # one C for all, or one per subdomain
     const = d.expand(batch, m) + lam @ last.bias
     lam = last.backward(lam)
     on_outputs = []
@@ -157,8 +157,9 @@ def beta_crown(
         net: a feed-forward ReLU network (float64 for a certificate: no rounding allowance).
         lower: input lower bounds ``(n,)``, the box every subdomain lies in.
         upper: input upper bounds ``(n,)``.
-        C: rows ``(m, outputs)``.
-        d: offsets ``(m,)``.
+        C: rows ``(m, outputs)``, or ``(batch, m, outputs)``: each subdomain its own rows
+            (branch and bound deciding several unsafe conjunctions in one batch).
+        d: offsets ``(m,)``, or ``(batch, m)``.
         splits: per hidden layer ``(batch, width)`` with ``+1`` (unit constrained active),
             ``−1`` (inactive) or ``0``; one subdomain per batch entry.
         root_bounds: sound layer bounds on the whole box (``(width,)`` each), intersected with
@@ -189,8 +190,13 @@ def beta_crown(
             f"β-CROWN needs steps >= 0 and positive rates; got steps={steps}, "
             f"lr_alpha={lr_alpha}, lr_beta={lr_beta}"
         )
+    batch, m = splits[0].shape[0], C.shape[-2]
+    if C.dim() not in (2, 3) or (C.dim() == 3 and C.shape[0] != batch) or d.shape[-1] != m:
+        raise ConfigError(
+            f"C must be (rows, outputs) or (batch, rows, outputs) with d (rows,) or (batch, "
+            f"rows), for a batch of {batch}; got C {tuple(C.shape)} and d {tuple(d.shape)}"
+        )
     net = net.detach()
-    batch, m = splits[0].shape[0], C.shape[0]
     dtype, device = lower.dtype, lower.device
     C, d = C.to(dtype).detach(), d.to(dtype).detach()
     lo = lower.detach().reshape(1, -1).expand(batch, -1)

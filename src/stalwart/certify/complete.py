@@ -51,7 +51,7 @@ from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.input_split import input_split_disjunct
 from stalwart.certify.lp import Encoding, encode
 from stalwart.certify.network import Network
-from stalwart.certify.relu_split import relu_split_disjunct
+from stalwart.certify.relu_split import relu_split_search
 from stalwart.certify.rounding import (
     cast_allowance,
     cast_is_exact,
@@ -391,8 +391,8 @@ def _bab_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
     return "holds", None, f"branch and bound closed {explored} subdomains"
 
 
-def _beta_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
-    C, d = C.to(torch.float64), d.to(torch.float64)
+def _beta_leaf_and_attack(job: _Search, C: Tensor, d: Tensor, root_bounds):
+    """One conjunction's exact leaf LP and short attack, for ``relu_split_search``."""
     # The margin variable must be boxed for the LP's dual value to be a bound.
     t_lo = float(job.rows_lower(C, d, root_bounds).max())
     t_hi = float((-job.rows_lower(-C, -d, root_bounds)).max()) + 1.0
@@ -415,8 +415,16 @@ def _beta_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
             found = job.checker.check(_attack(net, lo, hi, Cw, dw, starts, 20))
         return found
 
-    return relu_split_disjunct(job.net64, job.lo64, job.hi64, C, d, root_bounds, job.deadline,
-                               job.checker, exact=exact, attack=attack)  # fmt: skip
+    return exact, attack
+
+
+def _beta_search(job: _Search, disjuncts: list[tuple[Tensor, Tensor]], root_bounds):
+    """Every open conjunction in one branch and bound (``relu_split_search``)."""
+    disjuncts = [(C.to(torch.float64), d.to(torch.float64)) for C, d in disjuncts]
+    parts = [_beta_leaf_and_attack(job, C, d, root_bounds) for C, d in disjuncts]
+    return relu_split_search(job.net64, job.lo64, job.hi64, disjuncts, root_bounds,
+                             job.deadline, job.checker, exact=[e for e, _ in parts],
+                             attack=[a for _, a in parts])  # fmt: skip
 
 
 def _input_disjunct(job: _Search, C: Tensor, d: Tensor, bounds):
@@ -570,12 +578,13 @@ def search(
             open_disjuncts.append((C, d))
     if not open_disjuncts:
         return answer("holds", detail="CROWN bounds rule out every unsafe region")
-    solve = {
-        "milp": _milp_disjunct,
-        "bab": _bab_disjunct,
-        "bab+beta": _beta_disjunct,
-        "input": _input_disjunct,
-    }[method]
+    if method == "bab+beta":  # decides all the conjunctions in one search
+        try:
+            status, x, detail = _beta_search(job, open_disjuncts, bounds)
+        except Expired as error:
+            return answer("unknown", detail=str(error))
+        return answer(status, x, detail)
+    solve = {"milp": _milp_disjunct, "bab": _bab_disjunct, "input": _input_disjunct}[method]
     notes = []
     for C, d in open_disjuncts:
         if deadline.passed:

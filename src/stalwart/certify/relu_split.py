@@ -5,8 +5,12 @@ Per-neuron Split Constraints for Neural Network Robustness Verification", NeurIP
 (arXiv 2103.06624), Algorithm 1; the search itself is Bunel et al.'s branch and bound (JMLR
 2020, arXiv 1909.06588).
 
-Each unsafe conjunction ``{y : C y + d ≤ 0}`` is decided separately. Open subdomains wait in a
-priority queue, lowest bound first (the ones furthest from being ruled out). Each round pops up
+The unsafe conjunctions ``{y : C y + d ≤ 0}`` of a property (nine for a robustness property
+over ten classes) are decided in one search: every subdomain carries its conjunction, the
+roots of all of them are bounded in one batched call, and children of different conjunctions
+share the batches after (each with its own rows; ``beta_crown`` takes a ``C`` per subdomain).
+Open subdomains wait in one priority queue, lowest bound first (the ones furthest from being
+ruled out). Each round pops up
 to ``batch`` of them, splits each on the unit its last bound scored highest
 (:func:`beta_crown.intercept_scores`), and bounds all the children in one batched β-CROWN call,
 warm-started from the parent's α and β (Wang et al. §3.2: the parent's optimum is a good start).
@@ -40,17 +44,34 @@ ExactLeaf = Callable[[list[np.ndarray], LayerBounds], tuple[float | None, Tensor
 Attack = Callable[[Tensor], Tensor | None]
 
 
+PAD_OFFSET = -1e30
+"""``d`` of the rows that pad a conjunction to the longest one's: ``0·y − 10³⁰``, a row far
+below zero everywhere, which never rules a subdomain out (and never leads its branching)."""
+
+
 @dataclass
 class _Domain:
-    """An open subdomain: its splits, warm starts and the unit to split next.
+    """An open subdomain of conjunction ``k``: its splits, warm starts and the unit to split next.
 
     α and β are kept in float32 to save memory; any values are sound once projected.
     """
 
+    k: int
     splits: list[Tensor]
     alphas: list[Tensor]
     betas: list[Tensor]
     branch: tuple[int, int]
+
+
+def _stacked(conjunctions: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """The conjunctions' rows ``(K, m, outputs)`` and offsets ``(K, m)``, padded to one ``m``."""
+    m = max(C.shape[0] for C, _ in conjunctions)
+    Cs, ds = [], []
+    for C, d in conjunctions:
+        pad = m - C.shape[0]
+        Cs.append(torch.cat([C, C.new_zeros(pad, C.shape[1])]))
+        ds.append(torch.cat([d, d.new_full((pad,), PAD_OFFSET)]))
+    return torch.stack(Cs), torch.stack(ds)
 
 
 def _best_units(result: SplitBounds) -> list[tuple[int, int] | None]:
@@ -70,43 +91,42 @@ def _best_units(result: SplitBounds) -> list[tuple[int, int] | None]:
     return units
 
 
-def relu_split_disjunct(
+def relu_split_search(
     net: Network,
     lo: Tensor,
     hi: Tensor,
-    C: Tensor,
-    d: Tensor,
+    conjunctions: list[tuple[Tensor, Tensor]],
     root_bounds: LayerBounds,
     deadline: Deadline,
     checker,
     *,
-    exact: ExactLeaf,
-    attack: Attack,
+    exact: list[ExactLeaf],
+    attack: list[Attack],
     batch: int = 64,
     steps: int = 20,
     attack_starts: int = 4,
     max_domains: int = 20_000,
 ) -> tuple[str, Tensor | None, str]:
-    """Decide one unsafe conjunction ``{y : C y + d ≤ 0}`` over ``[lo, hi]`` by ReLU splits.
+    """Decide whether any unsafe conjunction ``{y : C y + d ≤ 0}`` is reachable over ``[lo, hi]``.
 
     Args:
         net: the float64 network.
         lo: input lower bounds ``(n,)`` (float64).
         hi: input upper bounds ``(n,)``.
-        C: rows ``(m, outputs)``.
-        d: offsets ``(m,)``.
+        conjunctions: the ``(C, d)`` pairs, rows ``(m_k, outputs)`` and offsets ``(m_k,)``.
         root_bounds: CROWN's layer bounds on the whole box (at least every hidden layer's).
         deadline: past it the answer is ``unknown``.
         checker: ``checker.check(points)`` returns a certain counterexample among flat points.
-        exact: the exact LP of a subdomain with every unit split or stable.
-        attack: a short gradient attack from some starts (checked).
+        exact: per conjunction, the exact LP of a subdomain with every unit split or stable.
+        attack: per conjunction, a short gradient attack from some starts (checked).
         batch: parents popped per round (``2 × batch`` children bounded together).
         steps: β-CROWN's Adam steps per round.
-        attack_starts: children whose candidates seed the attack each round.
+        attack_starts: children whose candidates seed the attacks each round.
         max_domains: open subdomains beyond which the search gives up (memory).
 
     Returns:
-        ``(status, counterexample, detail)`` with status ``holds``, ``violated`` or ``unknown``.
+        ``(status, counterexample, detail)``: ``holds`` (every conjunction ruled out),
+        ``violated`` (a checked input reaching one) or ``unknown``.
     """
     hidden = net.hidden_sizes
     root_bounds = root_bounds[: len(hidden)]
@@ -115,12 +135,13 @@ def relu_split_disjunct(
     queue: list[tuple[float, int, _Domain]] = []
     explored = 0
     undecided = 0
+    C_all, d_all = _stacked(conjunctions)
 
-    def bound(splits, alphas=None, betas=None) -> SplitBounds:
-        return beta_crown(net, lo, hi, C, d, splits, root_bounds=root_bounds, alphas=alphas,
-                          betas=betas, steps=steps, deadline=deadline)  # fmt: skip
+    def bound(ks: Tensor, splits, alphas=None, betas=None) -> SplitBounds:
+        return beta_crown(net, lo, hi, C_all[ks], d_all[ks], splits, root_bounds=root_bounds,
+                          alphas=alphas, betas=betas, steps=steps, deadline=deadline)  # fmt: skip
 
-    def settle(result: SplitBounds, splits: list[Tensor]):
+    def settle(result: SplitBounds, ks: Tensor, splits: list[Tensor]):
         """Rule out, check, attack and queue the bounded subdomains; maybe an answer."""
         nonlocal undecided
         value = result.lower.max(dim=1).values
@@ -130,28 +151,33 @@ def relu_split_disjunct(
         found = checker.check(result.candidates[open_])
         if found is not None:
             return "violated", found, f"β-CROWN candidate after {explored} subdomains"
-        # The lowest bounds are the likeliest to hide a counterexample.
+        # The lowest bounds are the likeliest to hide a counterexample; each is attacked
+        # towards its own conjunction.
         promising = open_[value[open_].argsort()[:attack_starts]]
-        found = attack(result.candidates[promising])
-        if found is not None:
-            return "violated", found, f"attack on subdomains after {explored} subdomains"
+        for k in ks[promising].unique().tolist():
+            starts = promising[ks[promising] == k]
+            found = attack[k](result.candidates[starts])
+            if found is not None:
+                return "violated", found, f"attack on subdomains after {explored} subdomains"
         units = _best_units(result)
         for i in open_.tolist():
+            k = int(ks[i])
             own = [s[i] for s in splits]
             if units[i] is None:
                 own_bounds = [(lb[i], ub[i]) for lb, ub in result.layer_bounds]
-                leaf_value, point = exact([s.cpu().numpy() for s in own], own_bounds)
+                leaf_value, point = exact[k]([s.cpu().numpy() for s in own], own_bounds)
                 if leaf_value is None:
                     reason = "time out" if deadline.passed else "the LP solver failed"
                     return "unknown", None, f"{reason} on a leaf after {explored} subdomains"
                 if leaf_value > 0:
                     continue
-                found = attack(point[None]) if point is not None else None
+                found = attack[k](point[None]) if point is not None else None
                 if found is not None:
                     return "violated", found, f"LP point of a leaf after {explored} subdomains"
                 undecided += 1  # exact LP at a tie with zero: numerically undecidable here
                 continue
             domain = _Domain(
+                k,
                 own,
                 [a[i].float() for a in result.alphas],
                 [b[i].float() for b in result.betas],
@@ -162,19 +188,23 @@ def relu_split_disjunct(
 
     if not hidden:
         # No ReLU: the network is affine and the LP over the box is exact.
-        value, point = exact([], [])
-        if value is None:
-            return "unknown", None, "the LP solver failed"
-        if value > 0:
-            return "holds", None, "the exact LP rules it out"
-        found = attack(point[None]) if point is not None else None
-        if found is not None:
-            return "violated", found, "LP point"
-        return "unknown", None, "the LP optimum ties with the unsafe boundary"
-    root = [torch.zeros(1, w, dtype=torch.int8, device=device) for w in hidden]
-    result = bound(root)
-    explored = 1
-    answer = settle(result, root)
+        for k in range(len(conjunctions)):
+            value, point = exact[k]([], [])
+            if value is None:
+                return "unknown", None, "the LP solver failed"
+            if value > 0:
+                continue
+            found = attack[k](point[None]) if point is not None else None
+            if found is not None:
+                return "violated", found, "LP point"
+            return "unknown", None, "the LP optimum ties with the unsafe boundary"
+        return "holds", None, "the exact LP rules every unsafe region out"
+    # Every conjunction's root, bounded together.
+    ks = torch.arange(len(conjunctions), device=device)
+    root = [torch.zeros(len(ks), w, dtype=torch.int8, device=device) for w in hidden]
+    result = bound(ks, root)
+    explored = len(ks)
+    answer = settle(result, ks, root)
     if answer is not None:
         return answer
     while queue:
@@ -186,9 +216,11 @@ def relu_split_disjunct(
         splits = [[] for _ in hidden]
         alphas = [[] for _ in hidden]
         betas = [[] for _ in hidden]
+        children_k = []
         for parent in parents:
             layer, unit = parent.branch
             for side in (1, -1):
+                children_k.append(parent.k)
                 for j in range(len(hidden)):
                     s = parent.splits[j]
                     if j == layer:
@@ -200,9 +232,10 @@ def relu_split_disjunct(
         splits = [torch.stack(s) for s in splits]
         alphas = [torch.stack(a) for a in alphas]
         betas = [torch.stack(b) for b in betas]
-        result = bound(splits, alphas, betas)
+        ks = torch.tensor(children_k, device=device)
+        result = bound(ks, splits, alphas, betas)
         explored += len(splits[0])
-        answer = settle(result, splits)
+        answer = settle(result, ks, splits)
         if answer is not None:
             return answer
     if undecided:
