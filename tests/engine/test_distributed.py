@@ -20,7 +20,8 @@ from torch import nn
 from stalwart.config import TrainConfig
 from stalwart.data.core import Splits
 from stalwart.data.samplers import balanced
-from stalwart.engine.distributed import World, shard
+from stalwart.engine.distributed import World, shard, world
+from stalwart.engine.evaluate import predict_logits, sharded_evaluation
 from stalwart.engine.fit import fit
 from stalwart.errors import ConfigError
 from stalwart.methods import build
@@ -91,7 +92,20 @@ def scenarios(out: Path) -> dict[str, dict]:
     found["resumed"] = saved(train(run_dir=run_dir, resume=True))
     result, errors = jtt(out / "jtt")
     found["jtt"] = {"model": result.model.state_dict(), "errors": errors}
+    found["sharded_eval"] = sharded_eval()
     return found
+
+
+def sharded_eval() -> dict:
+    """Logits of 7 examples, computed sharded across the ranks and whole on each."""
+    seen = []
+    model = new_model()
+    model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    seven = make_grouped(7, seed=3, name="seven")
+    with sharded_evaluation(world()):
+        sharded = predict_logits(model, seven, batch_size=2)
+    examples = torch.tensor(sum(seen))
+    return {"sharded": sharded, "whole": predict_logits(model, seven), "examples": examples}
 
 
 def _worker(rank: int, size: int, port: int, out: str) -> None:
@@ -220,3 +234,14 @@ def test_torchrun_runs_a_config_whose_summary_matches_one_process(tmp_path):
     parallel = json.loads((tmp_path / "parallel" / "summary.json").read_text())
     for split in ("val", "test"):
         assert parallel["metrics"][split]["accuracy"] == single.metrics[split].accuracy
+
+
+def test_validation_is_sharded_and_every_rank_gets_every_logit_once(ranks):
+    first, second = (rank["sharded_eval"] for rank in ranks)
+    # Rank 0 computed examples 0, 2, 4, 6 and rank 1 examples 1, 3, 5 ...
+    assert [int(first["examples"]), int(second["examples"])] == [4, 3]
+    # ... and both hold all seven logits, in order, as a whole evaluation gives them (up to
+    # the rounding of other batch shapes in the matrix products).
+    assert torch.equal(first["sharded"], second["sharded"])
+    for found in (first, second):
+        torch.testing.assert_close(found["sharded"], found["whole"], rtol=1e-6, atol=1e-6)

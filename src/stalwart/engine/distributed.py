@@ -14,8 +14,11 @@ would, with the work of each step split:
   batch's mean loss, which one process computes, up to the order floating-point additions
   happen in;
 - buffers (batch-norm statistics) are taken from rank 0 after each epoch, so every rank
-  evaluates, selects and checkpoints the same model; evaluation runs on every rank over the
-  whole validation set (nothing to reduce, nothing double-counted), and only rank 0 writes.
+  evaluates, selects and checkpoints the same model; each epoch's validation is sharded the
+  same way (every rank computes the logits of its every ``size``-th example, and
+  ``gather_shards`` puts all of them back in order on every rank, the padding of the
+  all-gather dropped: no example counted twice), so every rank computes the same metrics from
+  the same logits, and only rank 0 writes.
 
 A method trains this way when its loss is a mean over the examples of a batch
 (``Method.data_parallel == "mean"``), or when it sums the statistics that couple examples
@@ -130,3 +133,31 @@ def barrier(place: World) -> None:
     """Wait until every rank gets here."""
     if place.parallel:
         torch.distributed.barrier()
+
+
+def collective_device() -> torch.device:
+    """Where tensors of a collective must be: this process's GPU under ``nccl``, else the CPU."""
+    if torch.distributed.is_initialized() and torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def gather_shards(local: Tensor, n: int, place: World) -> Tensor:
+    """The rows every rank computed for its shard of ``n`` positions, back in their order.
+
+    Rank ``r`` holds the rows of positions ``r, r + size, ...`` (``shard`` of ``arange(n)``).
+    Shards differ in length by at most one, so each is padded to the longest for one
+    all-gather, and the padding is dropped when the rows are put back: none is counted twice.
+    """
+    if not place.parallel:
+        return local
+    longest = -(-n // place.size)
+    device = collective_device()
+    padded = torch.zeros(longest, *local.shape[1:], dtype=local.dtype, device=device)
+    padded[: len(local)] = local.to(device)
+    parts = [torch.empty_like(padded) for _ in range(place.size)]
+    torch.distributed.all_gather(parts, padded)
+    out = torch.empty(n, *local.shape[1:], dtype=local.dtype, device=local.device)
+    for rank, part in enumerate(parts):
+        out[rank :: place.size] = part[: len(range(rank, n, place.size))].to(local.device)
+    return out

@@ -7,6 +7,10 @@ the logits, nothing over the inputs unless a logit is bad.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -14,8 +18,27 @@ from torch import Tensor, nn
 from stalwart.data.core import GroupedDataset
 from stalwart.data.loader import iterate_batches
 from stalwart.engine.device import autocast_for, model_device, resolve_device
+from stalwart.engine.distributed import World, gather_shards, shard
 from stalwart.errors import DataError
 from stalwart.metrics.group import GroupMetrics, group_metrics
+
+_SHARDED: ContextVar[World | None] = ContextVar("stalwart_sharded_evaluation", default=None)
+
+
+@contextmanager
+def sharded_evaluation(place: World) -> Iterator[None]:
+    """Inside, ``predict_logits`` shares its work among the ranks of ``place``.
+
+    Each rank computes the logits of its shard of the dataset and every rank gets all of them,
+    in order (``distributed.gather_shards``). Every rank must evaluate the same dataset inside
+    (a collective would wait forever for a rank that does not): ``fit``'s per-epoch validation,
+    which every rank runs.
+    """
+    token = _SHARDED.set(place if place.parallel else None)
+    try:
+        yield
+    finally:
+        _SHARDED.reset(token)
 
 
 @torch.no_grad()
@@ -34,17 +57,21 @@ def predict_logits(
             example, and whether its input or the model is to blame.
     """
     device = resolve_device("auto") if device is None else torch.device(device)
+    place = _SHARDED.get()
+    own = dataset if place is None else dataset.subset(shard(torch.arange(len(dataset)), place))
     autocast = autocast_for(device, precision)
     was_training = model.training
     model.eval()
     try:
         chunks = []
-        for batch in iterate_batches(dataset, batch_size):
+        for batch in iterate_batches(own, batch_size):
             with autocast():
                 chunks.append(model(batch.x.to(device, non_blocking=True)).float().cpu())
     finally:
         model.train(was_training)
     logits = torch.cat(chunks) if chunks else torch.empty(0, dataset.n_classes)
+    if place is not None:
+        logits = gather_shards(logits, len(dataset), place)
     check_finite_outputs(logits, dataset, precision)
     return logits
 

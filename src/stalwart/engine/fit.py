@@ -36,6 +36,7 @@ from stalwart.engine.distributed import (
     sum_gradients,
     world,
 )
+from stalwart.engine.evaluate import sharded_evaluation
 from stalwart.engine.evaluators import LAST, Evaluator, GroupClassification
 from stalwart.engine.loading import (
     Feeder,
@@ -240,10 +241,11 @@ def _train(
             train_seconds = time.perf_counter() - started
             lr = base_lr(optimizer)
             schedule.step()
-            val = evaluator(
-                model, data.val, reference=data.train, batch_size=cfg.eval_batch_size,
-                device=device, precision=cfg.precision,
-            )  # fmt: skip
+            with sharded_evaluation(place):  # every rank runs it: the work is shared
+                val = evaluator(
+                    model, data.val, reference=data.train, batch_size=cfg.eval_batch_size,
+                    device=device, precision=cfg.precision,
+                )  # fmt: skip
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
