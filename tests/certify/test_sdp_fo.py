@@ -356,3 +356,44 @@ def test_an_eigensolver_that_fails_never_crashes_and_stays_sound(monkeypatch):
     # Nothing certified beyond the interval bound, but nothing raised and nothing unsound.
     assert sound
     torch.testing.assert_close(rows, ibp)
+
+
+def count_steps(monkeypatch) -> list[int]:
+    """Counts SDP-FO's optimisation steps (one dual value per step)."""
+    calls = []
+    original = sdp._dual_value
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(sdp, "_dual_value", counted)
+    return calls
+
+
+def test_a_row_stops_once_an_exact_eigenvalue_proves_it_and_stays_sound(monkeypatch):
+    # IBP cannot prove this row (−0.57); 300 steps of SDP-FO reach about +0.39.
+    net = tiny_net([2, 4, 4, 3], seed=4)
+    lower, upper = box_around(2, 4, 0.1)
+    C, d = MARGINS[0][:1], torch.full((1,), 0.5, dtype=F64)
+    assert float(ibp_rows(net, lower[None], upper[None], C, d)[0, 0]) < 0
+    steps = count_steps(monkeypatch)
+    full, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=300, lr=3.0)
+    assert len(steps) == 300 and float(full[0]) > 0
+    steps.clear()
+    early, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=300, lr=3.0,
+                                stop_when_certified=True)  # fmt: skip
+    assert sound and 0 < len(steps) < 300
+    assert 0 < float(early[0]) <= float(full[0]) + 1e-9  # proven, not the tightest
+    assert float(early[0]) <= exact_min(net, lower, upper, C[0], d[0]) + 1e-7
+
+
+def test_rows_that_are_never_proven_run_every_step_and_give_the_same_bound(monkeypatch):
+    net = tiny_net([2, 4, 4, 3], seed=0)
+    lower, upper = box_around(2, 0, 0.2)
+    C, d = MARGINS
+    full, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=100, lr=3.0)
+    steps = count_steps(monkeypatch)
+    early, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=100, lr=3.0, stop_when_certified=True)
+    assert len(steps) == 200 and torch.equal(early, full)
+    assert bool((full < 0).all())

@@ -36,6 +36,7 @@ in float64, where a float32 network's weights are exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -55,6 +56,10 @@ Interval = tuple[Tensor, Tensor]
 # Up to this N a dense eigendecomposition per step is faster than Lanczos's many small
 # products (and exact); beyond it Lanczos keeps memory linear.
 DENSE_MAX_N = 256
+CHECK_EVERY = 50
+"""With ``stop_when_certified``: the fewest optimisation steps between two exact eigenvalue
+checks (each a dense float64 decomposition, the cost of tens of steps at ``N`` in the
+thousands)."""
 
 
 @dataclass(eq=False)
@@ -362,10 +367,17 @@ def optimise_row(
     lanczos_iters: int,
     generator: torch.Generator,
     deadline: Deadline | None = None,
-) -> tuple[SdpDuals, float, SdpDuals]:
+    certify: Callable[[SdpDuals], float] | None = None,
+    check_every: int = CHECK_EVERY,
+) -> tuple[SdpDuals, float, SdpDuals, float | None]:
     """Adam on the duals from the IBP initialisation, projected to the feasible set each step.
 
-    Returns the best duals seen, their (Lanczos-estimated) upper bound, and the last duals.
+    Returns the best duals seen, their (Lanczos-estimated) upper bound, the last duals, and
+    the exact upper bound that stopped the optimisation early (None if it ran to the end).
+    With ``certify`` (the exact bound of some duals: ``exact_upper``), once the estimate says
+    the row holds (upper bound below zero) the exact bound is computed, at most every
+    ``check_every`` steps, and a negative one ends the optimisation: the row is certified, and
+    further steps would only tighten a bound nobody needs.
     ``λ_min`` is exact (a dense ``eigh``) when ``N ≤ max(lanczos_iters, DENSE_MAX_N)`` and from
     Lanczos otherwise;
     Lanczos starts from the previous eigenvector plus noise, which tracks the slowly moving
@@ -385,7 +397,8 @@ def optimise_row(
     n = problem.n
     best, best_value = duals.clone(), math.inf
     previous: Tensor | None = None
-    for _ in range(steps):
+    last_check = -check_every
+    for step in range(steps):
         if deadline is not None and deadline.passed:
             break
         with torch.no_grad():
@@ -409,11 +422,17 @@ def optimise_row(
         current = float(value.detach())
         if current < best_value:
             best_value, best = current, duals.clone()
+        if certify is not None and current < 0 and step - last_check >= check_every:
+            last_check = step
+            with torch.no_grad():
+                proven = certify(duals.clone())
+            if proven < 0:
+                return duals.clone(), current, duals.clone(), proven
         optimiser.zero_grad()
         value.backward()
         optimiser.step()
         _project(duals)
-    return best, best_value, duals.clone()
+    return best, best_value, duals.clone(), None
 
 
 def sdp_rows(
@@ -430,6 +449,7 @@ def sdp_rows(
     seed: int = 0,
     pre_bounds: list[Interval] | None = None,
     stop_at_failure: bool = False,
+    stop_when_certified: bool = False,
     rounding: bool = False,
     deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
@@ -459,6 +479,10 @@ def sdp_rows(
             CROWN), intersected with IBP's.
         stop_at_failure: stop at the first row whose bound is not positive and report the
             rest as ``-inf`` (enough to decide a margin property, much cheaper).
+        stop_when_certified: where the bound is exact (``N ≤ exact_max_n``), stop a row's
+            optimisation as soon as an exact float64 eigenvalue proves it positive (checked
+            at most every ``CHECK_EVERY`` steps, once the estimate says so): its bound is then
+            a certificate above zero, not the tightest one (enough to certify, much cheaper).
         rounding: the network is below float64; see the module docstring.
         deadline: optimisation stops when it passes; rows not reached keep their IBP value.
 
@@ -503,13 +527,21 @@ def sdp_rows(
             initial = float(_ibp_value(problem64))
         upper_bound = initial
         if deadline is None or not deadline.passed:
+            certify = None
+            if stop_when_certified and exact:
+
+                def certify(duals, problem64=problem64):  # noqa: E306
+                    return exact_upper(problem64, duals)
+
             with torch.enable_grad():
-                best, estimate, last = optimise_row(
+                best, estimate, last, proven = optimise_row(
                     problem, steps=steps, lr=lr, lanczos_iters=lanczos_iters,
-                    generator=generator, deadline=deadline,
+                    generator=generator, deadline=deadline, certify=certify,
                 )  # fmt: skip
             with torch.no_grad():
-                if exact:
+                if proven is not None:
+                    upper_bound = min(upper_bound, proven)  # exact already
+                elif exact:
                     candidates = [best] if steps == 0 else [best, last]
                     for duals in candidates:
                         if deadline is not None and deadline.left < _eigh_seconds(problem.n):
@@ -556,6 +588,7 @@ def _sdp(
     pre_bounds: list[tuple[Tensor, Tensor]] | None = None,
     intermediate: Literal["ibp", "crown"] = "crown",
     stop_at_failure: bool = False,
+    stop_when_certified: bool = False,
     rounding: bool = False,
     deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
@@ -579,6 +612,7 @@ def _sdp(
         seed=seed,
         pre_bounds=pre_bounds,
         stop_at_failure=stop_at_failure,
+        stop_when_certified=stop_when_certified,
         rounding=rounding,
         deadline=deadline,
     )
