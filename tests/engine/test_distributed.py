@@ -88,6 +88,9 @@ def scenarios(out: Path) -> dict[str, dict]:
     try:
         train(run_dir=run_dir, resume=True, on_epoch_end=kill_at(2))
     except Killed:
+        # Every rank stops at the same epoch, but rank 1 may get there before rank 0 has
+        # written that epoch's line: wait for it, as a resumed run does.
+        torch.distributed.barrier()
         found["metrics_at_kill"] = len((run_dir / "metrics.jsonl").read_text().splitlines())
     found["resumed"] = saved(train(run_dir=run_dir, resume=True))
     result, errors = jtt(out / "jtt")
