@@ -141,11 +141,9 @@ def test_ibp_initialisation_reproduces_ibp():
     lower, upper = box_around(5, 1, 0.3)
     C, d = MARGINS
     expected = ibp_rows(net, lower[None], upper[None], C, d)[0]
-    boxes = sdp.activation_boxes(net, lower, upper)
-    for i in range(len(C)):
-        problem = sdp.row_problem(net, boxes, C[i], d[i])
-        value = -sdp.exact_upper(problem, sdp.ibp_duals(problem)) * problem.scale
-        assert value == pytest.approx(float(expected[i]), abs=1e-4)
+    problem = sdp.rows_problem(net, sdp.activation_boxes(net, lower, upper), C, d)
+    values = -sdp.exact_upper(problem, sdp.ibp_duals(problem)) * problem.scale
+    torch.testing.assert_close(values, expected, atol=1e-4, rtol=0)
     rows, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=0)
     assert sound
     torch.testing.assert_close(rows, expected, atol=1e-4, rtol=0)
@@ -158,15 +156,17 @@ def test_ibp_initialisation_reproduces_ibp():
 
 
 def _lagrangian(problem, duals, z_flat):
+    """The Lagrangian of the batch's one row at ``z``, written out directly."""
     z = problem.split(z_flat)
-    x = [m + r * zi for m, r, zi in zip(problem.centre, problem.radius, z, strict=True)]
-    value = problem.objective @ x[-1] + problem.offset
+    x = [m[0] + r[0] * zi for m, r, zi in zip(problem.centre, problem.radius, z, strict=True)]
+    value = problem.objective[0] @ x[-1] + problem.offset[0]
     for j, layer in enumerate(problem.hidden):
         pre = layer.forward(x[j][None])[0]
-        value = value + duals.lam[j] @ (x[j + 1] * (pre - x[j + 1]))
-        value = value + duals.mu_plus[j] @ (x[j + 1] - pre) + duals.mu_minus[j] @ x[j + 1]
+        lam, mup, mum = duals.lam[j][0], duals.mu_plus[j][0], duals.mu_minus[j][0]
+        value = value + lam @ (x[j + 1] * (pre - x[j + 1]))
+        value = value + mup @ (x[j + 1] - pre) + mum @ x[j + 1]
     for nu, xi, lo, hi in zip(duals.nu, x, problem.lower, problem.upper, strict=True):
-        value = value - nu @ ((xi - lo) * (xi - hi))
+        value = value - nu[0] @ ((xi - lo[0]) * (xi - hi[0]))
     return value
 
 
@@ -193,15 +193,15 @@ def test_closed_form_products_match_autograd(kind):
         net = from_ops([scale, "relu", conv, "relu", dense], (1, 5, 5))
         lower, upper = box_around(25, 3, 0.3)
     C, d = MARGINS
-    problem = sdp.row_problem(net, sdp.activation_boxes(net, lower, upper), C[0], d[0])
+    problem = sdp.rows_problem(net, sdp.activation_boxes(net, lower, upper), C[:1], d[:1])
     duals = sdp.ibp_duals(problem)
     for t in duals.tensors():
         t.copy_(torch.rand(t.shape, generator=g, dtype=F64) - 0.3)
     zero = torch.zeros(problem.n - 1, dtype=F64)
     c, grad = sdp.constant_and_gradient(problem, duals)
-    assert float(c) == pytest.approx(float(_lagrangian(problem, duals, zero)), abs=1e-10)
+    assert float(c[0]) == pytest.approx(float(_lagrangian(problem, duals, zero)), abs=1e-10)
     jac = torch.autograd.functional.jacobian(lambda z: _lagrangian(problem, duals, z), zero)
-    torch.testing.assert_close(grad, jac)
+    torch.testing.assert_close(grad[0], jac)
     hess = torch.autograd.functional.hessian(lambda z: _lagrangian(problem, duals, z), zero)
     v = torch.randn(3, problem.n - 1, generator=g, dtype=F64)
     torch.testing.assert_close(sdp.hessian_product(problem, duals, v), v @ hess)
@@ -212,13 +212,13 @@ def test_lanczos_estimates_lambda_min_from_above():
     q = torch.randn(60, 60, generator=g, dtype=F64)
     a = (q + q.T) / 2
     exact = float(torch.linalg.eigvalsh(a)[0])
-    start = torch.randn(60, generator=g, dtype=F64)
+    start = torch.randn(1, 60, generator=g, dtype=F64)
     full, vec = sdp.lanczos_min(lambda u: u @ a, start, 60)
-    assert float(full) == pytest.approx(exact, abs=1e-8)
-    assert float(vec @ a @ vec) == pytest.approx(exact, abs=1e-8)
+    assert float(full[0]) == pytest.approx(exact, abs=1e-8)
+    assert float(vec[0] @ a @ vec[0]) == pytest.approx(exact, abs=1e-8)
     for k in (3, 10, 25):
         ritz, _ = sdp.lanczos_min(lambda u: u @ a, start, k)
-        assert float(ritz) >= exact - 1e-10
+        assert float(ritz[0]) >= exact - 1e-10
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -359,13 +359,13 @@ def test_an_eigensolver_that_fails_never_crashes_and_stays_sound(monkeypatch):
 
 
 def count_steps(monkeypatch) -> list[int]:
-    """Counts SDP-FO's optimisation steps (one dual value per step)."""
+    """Counts SDP-FO's optimisation steps: one entry per row and step (rows are batched)."""
     calls = []
     original = sdp._dual_value
 
-    def counted(*args):
-        calls.append(1)
-        return original(*args)
+    def counted(problem, duals, vec):
+        calls.extend([1] * problem.batch)
+        return original(problem, duals, vec)
 
     monkeypatch.setattr(sdp, "_dual_value", counted)
     return calls

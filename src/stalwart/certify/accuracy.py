@@ -22,10 +22,17 @@ from torch import nn
 
 from stalwart.attacks.pgd import check_budget, pgd
 from stalwart.certify.bounds import as_network, bound, check_bound_names, check_option_table
+from stalwart.certify.network import Network
 from stalwart.certify.rounding import check_float
-from stalwart.certify.spec import LinfBall
+from stalwart.certify.sdp import sdp_points
+from stalwart.certify.spec import LinfBall, OutputProperty
 from stalwart.data.core import GroupedDataset
 from stalwart.errors import ConfigError
+
+SDP_POINTS = 16
+"""Consecutive points whose SDP-FO rows are optimised as one batch (with float64 certificates):
+a step's products are then matrix–matrix products shared by every row, most of SDP-FO's
+speed on a CPU."""
 
 
 def certified_accuracy(
@@ -97,25 +104,36 @@ def certified_accuracy(
         name: {"certified": 0, "estimated": 0, "seconds": 0.0, "tried": 0} for name in bounds
     }
     contradictions = 0
-    for i in range(n):
-        if robust[i]:
-            box = LinfBall(x[i], eps, lower, upper)
-            for name in bounds:
-                start = time.perf_counter()
-                result = bound(name, net, box, margin_of=int(y[i]), dtype=dtype,
-                               **options.get(name, {}))  # fmt: skip
-                row = rows[name]
-                row["seconds"] += time.perf_counter() - start
-                row["tried"] += 1
-                positive = bool((result.lower > 0).all())
-                row["certified" if result.sound else "estimated"] += int(positive)
-        elif correct[i]:
-            # PGD broke it: no sound bound may certify it. Check the cheapest one does not.
-            box = LinfBall(x[i], eps, lower, upper)
-            if bound("ibp", net, box, margin_of=int(y[i]), dtype=dtype).certified:
-                contradictions += 1
+    together = "sdp" in bounds and dtype == torch.float64
+    for first in range(0, n, SDP_POINTS if together else 1):
+        chunk = range(first, min(n, first + (SDP_POINTS if together else 1)))
+        batch: list[int] = []  # this chunk's points whose SDP-FO rows are optimised together
+        for i in chunk:
+            if robust[i]:
+                box = LinfBall(x[i], eps, lower, upper)
+                for name in bounds:
+                    if name == "sdp" and together:
+                        batch.append(i)
+                        continue
+                    start = time.perf_counter()
+                    result = bound(name, net, box, margin_of=int(y[i]), dtype=dtype,
+                                   **options.get(name, {}))  # fmt: skip
+                    _count(rows[name], time.perf_counter() - start, result.lower, result.sound)
+            elif correct[i]:
+                # PGD broke it: no sound bound may certify it. Check the cheapest one does not.
+                box = LinfBall(x[i], eps, lower, upper)
+                if bound("ibp", net, box, margin_of=int(y[i]), dtype=dtype).certified:
+                    contradictions += 1
+        if batch:
+            start = time.perf_counter()
+            margins, sound = _sdp_margins(net, x[batch], y[batch], eps, lower, upper,
+                                          options["sdp"])  # fmt: skip
+            seconds = (time.perf_counter() - start) / len(batch)
+            for lows in margins:
+                _count(rows["sdp"], seconds, lows, sound)
         if on_example is not None:
-            on_example(i)
+            for i in chunk:
+                on_example(i)
     return {
         "eps": eps,
         "examples": n,
@@ -131,3 +149,37 @@ def certified_accuracy(
             for name, row in rows.items()
         },
     }
+
+
+def _count(row: dict[str, Any], seconds: float, lows: torch.Tensor, sound: bool) -> None:
+    """Add one point's bound (its margins' lower bounds) to a bound's tally."""
+    row["seconds"] += seconds
+    row["tried"] += 1
+    positive = bool((lows > 0).all())
+    row["certified" if sound else "estimated"] += int(positive)
+
+
+def _sdp_margins(
+    net: Network,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    lower: float,
+    upper: float,
+    options: dict[str, Any],
+) -> tuple[torch.Tensor, bool]:
+    """SDP-FO's lower bounds ``(points, rows)`` on several points' margins, in one batch.
+
+    In float64, with CROWN's activation boxes unless the options say otherwise.
+    """
+    device = net.layers[0].bias.device
+    boxes = [LinfBall(point, eps, lower, upper) for point in x]
+    lows = torch.stack([box.lower.reshape(-1) for box in boxes]).to(device, torch.float64)
+    highs = torch.stack([box.upper.reshape(-1) for box in boxes]).to(device, torch.float64)
+    margins = [
+        OutputProperty.margin(int(label), net.out_features, dtype=torch.float64).stacked()
+        for label in y
+    ]
+    C = torch.stack([c for c, _, _ in margins]).to(device)
+    d = torch.stack([d for _, d, _ in margins]).to(device)
+    return sdp_points(net, lows, highs, C, d, **({"intermediate": "crown"} | options))

@@ -53,6 +53,16 @@ class Adam:
         progress = min(self.count, self.steps) / max(self.steps, 1)
         return low + (self.lr - low) * (1 + math.cos(math.pi * progress)) / 2
 
+    def keep(self, params: Sequence[Tensor], rows: Tensor) -> None:
+        """Go on with ``params``: the old parameters' ``rows``, with their moment estimates.
+
+        ``rows`` is a mask or positions along the first dimension: a batch of independent
+        problems that drops its finished ones.
+        """
+        self.params = list(params)
+        self.first = [m[rows] for m in self.first]
+        self.second = [v[rows] for v in self.second]
+
     def zero_grad(self) -> None:
         """Drop the gradients of every parameter."""
         for p in self.params:

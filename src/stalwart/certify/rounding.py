@@ -115,13 +115,15 @@ def cast_is_exact(net, dtype: torch.dtype) -> bool:
     return exact
 
 
-def round_down(value: float | list[float], dtype: torch.dtype) -> Tensor:
-    """``value`` (a float or a list) in ``dtype``, rounded towards −∞: a lower bound stays one.
+def round_down(value: float | list[float] | Tensor, dtype: torch.dtype) -> Tensor:
+    """``value`` (a float, list or float64 tensor) in ``dtype``, rounded towards −∞.
+
+    A lower bound stays one.
 
     Converting to nearest can round up by half a unit in the last place, which for float32 is
     1e-8 of the value: enough to put a bound computed exactly in float64 above the minimum.
     """
-    exact = torch.tensor(value, dtype=torch.float64)
+    exact = torch.as_tensor(value, dtype=torch.float64)
     t = exact.to(dtype)
     return torch.where(t.double() > exact, nextafter(t, -torch.inf), t)
 

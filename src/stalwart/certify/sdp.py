@@ -25,6 +25,13 @@ Lanczos over-estimates ``λ_min``, which makes its bound optimistic; the reporte
 therefore re-evaluated with an exact float64 eigenvalue (a certificate, ``sound=True``) when
 ``N ≤ exact_max_n``, and labelled an estimate (``sound=False``) otherwise.
 
+Throughput: every row of a point, and the rows of many points (:func:`sdp_points`), are one
+batch: each step's products are matrix–matrix products over the batch instead of one
+matrix–vector product per row, the optimisation runs in float32 (the duals are any feasible
+values; only the certificate needs float64), and with ``stop_when_certified`` a row leaves the
+batch as soon as a float64 Cholesky factorisation proves its bound below zero
+(:func:`proven_upper`, several times cheaper than an eigendecomposition).
+
 Robustness: a network with no hidden layer is linear, and its exact minimum over the box is
 the interval bound, which is returned (a certificate); an eigensolver that fails to converge
 in float32 is retried in float64, and one that fails there too ends the optimisation (or, for
@@ -45,6 +52,7 @@ from pydantic import Field
 from torch import Tensor
 
 from stalwart.certify.bounds import BOUNDS
+from stalwart.certify.crown import crown_layer_bounds
 from stalwart.certify.deadline import Deadline
 from stalwart.certify.ibp import ibp_rows, layer_bounds
 from stalwart.certify.network import Affine, Network
@@ -57,64 +65,99 @@ Interval = tuple[Tensor, Tensor]
 # products (and exact); beyond it Lanczos keeps memory linear.
 DENSE_MAX_N = 256
 CHECK_EVERY = 50
-"""With ``stop_when_certified``: the fewest optimisation steps between two exact eigenvalue
-checks (each a dense float64 decomposition, the cost of tens of steps at ``N`` in the
-thousands)."""
+"""With ``stop_when_certified``: the fewest optimisation steps between two rounds of proofs
+(each a dense float64 matrix and its Cholesky factorisation per row checked)."""
+OPTIMISE_DTYPE = torch.float32
+"""The dtype the duals are optimised in: any duals give a valid bound, and the certificate is
+recomputed in float64, so the optimisation needs no more digits (and runs twice as fast)."""
 
 
 @dataclass(eq=False)
 class SdpProblem:
-    """One row's verification problem in the variables ``z ∈ [−1, 1]`` (see module docstring).
+    """A batch of rows' verification problems in the variables ``z ∈ [−1, 1]`` (module docstring).
+
+    Row ``b`` of every tensor belongs to the ``b``-th row; rows of different points differ in
+    their boxes, and all share the network.
 
     Attributes:
         hidden: the affine maps ``A_0 … A_{L−2}``, each followed by a ReLU.
-        objective: the weight on ``x_{L−1}`` of the violation being maximised (``−w / scale``).
-        offset: its constant (``−b / scale``).
-        scale: the factor the row was divided by, so that the duals live on a unit scale.
-        lower: interval lower bounds on ``x_0 … x_{L−1}``.
-        upper: interval upper bounds on ``x_0 … x_{L−1}``.
+        objective: ``(B, n_{L−1})``, the weight on ``x_{L−1}`` of the violation maximised
+            (``−w / scale``).
+        offset: ``(B,)``, its constant (``−b / scale``).
+        scale: ``(B,)``, the factor each row was divided by, so the duals live on a unit scale.
+        lower: per activation layer ``x_0 … x_{L−1}``, ``(B, n_j)`` interval lower bounds.
+        upper: the upper bounds, same shapes.
     """
 
     hidden: list[Affine]
     objective: Tensor
     offset: Tensor
-    scale: float
+    scale: Tensor
     lower: list[Tensor]
     upper: list[Tensor]
 
     def __post_init__(self) -> None:
         self.centre = [(lo + hi) / 2 for lo, hi in zip(self.lower, self.upper, strict=True)]
         self.radius = [(hi - lo) / 2 for lo, hi in zip(self.lower, self.upper, strict=True)]
-        self.sizes = [t.numel() for t in self.lower]
+        self.sizes = [t.shape[-1] for t in self.lower]
 
     @property
     def n(self) -> int:
         """``N``: one plus the number of activations (inputs and ReLU units)."""
         return 1 + sum(self.sizes)
 
+    @property
+    def batch(self) -> int:
+        """``B``, the number of rows."""
+        return self.objective.shape[0]
+
     def split(self, v: Tensor) -> list[Tensor]:
         """Cut ``(…, N − 1)`` into per-layer blocks."""
         return list(torch.split(v, self.sizes, dim=-1))
 
     def to(self, dtype: torch.dtype) -> SdpProblem:
-        """The same problem in another dtype (float64 for the exact evaluation)."""
+        """The same problem in another dtype (float64 for the certificate)."""
         cast = lambda t: t.detach().to(dtype)  # noqa: E731
         return SdpProblem(
             [layer.map(cast) for layer in self.hidden],
             cast(self.objective),
             cast(self.offset),
-            self.scale,
+            cast(self.scale),
             [cast(t) for t in self.lower],
             [cast(t) for t in self.upper],
+        )
+
+    def select(self, rows: Tensor | list[int]) -> SdpProblem:
+        """The problems of ``rows`` (positions or a mask), on the same network."""
+        return SdpProblem(
+            self.hidden,
+            self.objective[rows],
+            self.offset[rows],
+            self.scale[rows],
+            [t[rows] for t in self.lower],
+            [t[rows] for t in self.upper],
+        )
+
+    @staticmethod
+    def concat(problems: list[SdpProblem]) -> SdpProblem:
+        """One batch of several batches' rows (on the first one's network)."""
+        join = lambda ts: torch.cat(list(ts))  # noqa: E731
+        return SdpProblem(
+            problems[0].hidden,
+            join(p.objective for p in problems),
+            join(p.offset for p in problems),
+            join(p.scale for p in problems),
+            [join(ts) for ts in zip(*(p.lower for p in problems), strict=True)],
+            [join(ts) for ts in zip(*(p.upper for p in problems), strict=True)],
         )
 
 
 @dataclass(eq=False)
 class SdpDuals:
-    """Dual variables of one row's problem.
+    """Dual variables of a batch of rows' problems (row ``b`` of each tensor for row ``b``).
 
-    ``lam``, ``mu_plus`` and ``mu_minus`` hold one tensor per ReLU layer, ``nu`` one per
-    activation layer (input included), and ``kappa`` has length ``N``.
+    ``lam``, ``mu_plus`` and ``mu_minus`` hold one ``(B, width)`` tensor per ReLU layer, ``nu``
+    one per activation layer (input included), and ``kappa`` is ``(B, N)``.
     """
 
     lam: list[Tensor]
@@ -131,16 +174,24 @@ class SdpDuals:
         """The duals of inequality constraints, projected to ``≥ 0`` after each step."""
         return [*self.mu_plus, *self.mu_minus, *self.nu, self.kappa]
 
+    def _map(self, fn) -> SdpDuals:
+        k = len(self.lam)
+        ts = [fn(t) for t in self.tensors()]
+        return SdpDuals(ts[:k], ts[k : 2 * k], ts[2 * k : 3 * k], ts[3 * k : -1], ts[-1])
+
     def clone(self, dtype: torch.dtype | None = None) -> SdpDuals:
         """A detached copy, optionally cast."""
-        cast = lambda t: t.detach().clone().to(dtype or t.dtype)  # noqa: E731
-        return SdpDuals(
-            [cast(t) for t in self.lam],
-            [cast(t) for t in self.mu_plus],
-            [cast(t) for t in self.mu_minus],
-            [cast(t) for t in self.nu],
-            cast(self.kappa),
-        )
+        return self._map(lambda t: t.detach().clone().to(dtype or t.dtype))
+
+    def select(self, rows: Tensor | list[int]) -> SdpDuals:
+        """A detached copy of ``rows`` (positions or a mask)."""
+        return self._map(lambda t: t.detach()[rows].clone())
+
+    def put(self, rows: Tensor, other: SdpDuals) -> None:
+        """Overwrite ``rows`` with ``other``'s rows, in order."""
+        with torch.no_grad():
+            for mine, theirs in zip(self.tensors(), other.tensors(), strict=True):
+                mine[rows] = theirs.detach().to(mine.dtype)
 
 
 def activation_boxes(
@@ -186,26 +237,32 @@ def activation_boxes(
     return boxes
 
 
-def row_problem(
-    net: Network, boxes: list[Interval], c: Tensor, d: Tensor, scale: float | None = None
+def rows_problem(
+    net: Network, boxes: list[Interval], C: Tensor, d: Tensor, scale: Tensor | None = None
 ) -> SdpProblem:
-    """The problem for the row ``c·f(x) + d``, scaled so its IBP gap is one (or by ``scale``)."""
+    """The problems of the rows ``C f(x) + d`` over one point's ``boxes``.
+
+    Each row is scaled so that its IBP gap is one (or by ``scale``).
+    """
     last = net.layers[-1]
-    weight = (c @ last.dense_weight()).reshape(-1)
-    bias = c @ last.bias + d
-    radius = (boxes[-1][1] - boxes[-1][0]) / 2
+    C = C.reshape(-1, net.out_features)
+    weight = C @ last.dense_weight()
+    bias = C @ last.bias + d.reshape(-1)
+    rows = len(C)
+    lower = [lo.reshape(1, -1).expand(rows, -1) for lo, _ in boxes]
+    upper = [hi.reshape(1, -1).expand(rows, -1) for _, hi in boxes]
     if scale is None:
         # Dividing the row by its IBP slack puts every problem on the same scale, so one
         # learning rate suits small and large networks alike; the bound is rescaled at the end.
-        scale = float((radius * weight.abs()).sum())
-        scale = scale if scale > 0 else 1.0
+        scale = (((upper[-1] - lower[-1]) / 2) * weight.abs()).sum(-1)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     return SdpProblem(
         list(net.layers[:-1]),
-        -weight / scale,
-        -bias.reshape(()) / scale,
+        -weight / scale[:, None],
+        -bias / scale,
         scale,
-        [lo for lo, _ in boxes],
-        [hi for _, hi in boxes],
+        lower,
+        upper,
     )
 
 
@@ -220,34 +277,35 @@ def ibp_duals(problem: SdpProblem) -> SdpDuals:
     nu = [torch.zeros_like(lo) for lo in problem.lower]
     duals = SdpDuals(lam, [t.clone() for t in lam], [t.clone() for t in lam], nu, None)  # type: ignore[arg-type]
     _, g = constant_and_gradient(problem, duals)
-    duals.kappa = torch.cat([g.abs().sum().reshape(1), g.abs()])
+    duals.kappa = torch.cat([g.abs().sum(-1, keepdim=True), g.abs()], dim=-1)
     return duals
 
 
 def constant_and_gradient(problem: SdpProblem, duals: SdpDuals) -> tuple[Tensor, Tensor]:
-    """``c(λ) = L̃(0)`` and ``g(λ) = ∇L̃(0)`` (flat, length ``N − 1``), in closed form."""
+    """``c(λ) = L̃(0)`` ``(B,)`` and ``g(λ) = ∇L̃(0)`` ``(B, N − 1)``, in closed form."""
     m, lo, hi = problem.centre, problem.lower, problem.upper
-    value = problem.objective @ m[-1] + problem.offset
+    value = (problem.objective * m[-1]).sum(-1) + problem.offset
     grads = [-nu * (2 * mi - li - ui) for nu, mi, li, ui in zip(duals.nu, m, lo, hi, strict=True)]
     for nu, mi, li, ui in zip(duals.nu, m, lo, hi, strict=True):
-        value = value - nu @ ((mi - li) * (mi - ui))
+        value = value - (nu * ((mi - li) * (mi - ui))).sum(-1)
     grads[-1] = grads[-1] + problem.objective
     for j, layer in enumerate(problem.hidden):
         lam, mup, mum = duals.lam[j], duals.mu_plus[j], duals.mu_minus[j]
-        pre = layer.forward(m[j][None])[0]
+        pre = layer.forward(m[j])
         nxt = m[j + 1]
-        value = value + lam @ (nxt * (pre - nxt)) + mup @ (nxt - pre) + mum @ nxt
+        value = value + (lam * (nxt * (pre - nxt)) + mup * (nxt - pre) + mum * nxt).sum(-1)
         grads[j + 1] = grads[j + 1] + lam * (pre - 2 * nxt) + mup + mum
-        grads[j] = grads[j] + layer.backward((lam * nxt - mup)[None])[0]
-    g = torch.cat([r * gi for r, gi in zip(problem.radius, grads, strict=True)])
+        grads[j] = grads[j] + layer.backward(lam * nxt - mup)
+    g = torch.cat([r * gi for r, gi in zip(problem.radius, grads, strict=True)], dim=-1)
     return value, g
 
 
 def hessian_product(problem: SdpProblem, duals: SdpDuals, v: Tensor) -> Tensor:
-    """``H(λ) v`` for a batch ``v`` of shape ``(B, N − 1)``, without forming ``H``.
+    """``H(λ) v`` for ``v`` of shape ``(K, N − 1)``, without forming ``H``.
 
-    ``H = R ∇²L R`` with ``R = diag(radius)``; ``∇²L`` couples ``x_j`` and ``x_{j+1}`` through
-    ``diag(λ_j) W_j`` and has diagonal ``−2λ − 2ν``.
+    Row ``k`` of ``v`` is multiplied by row ``k``'s ``H`` when the batch has ``K`` rows, and by
+    the one row's ``H`` when it has one. ``H = R ∇²L R`` with ``R = diag(radius)``; ``∇²L``
+    couples ``x_j`` and ``x_{j+1}`` through ``diag(λ_j) W_j`` and has diagonal ``−2λ − 2ν``.
     """
     y = [r * vi for r, vi in zip(problem.radius, problem.split(v), strict=True)]
     out = [-2 * nu * yi for nu, yi in zip(duals.nu, y, strict=True)]
@@ -259,87 +317,141 @@ def hessian_product(problem: SdpProblem, duals: SdpDuals, v: Tensor) -> Tensor:
 
 
 def a_product(problem: SdpProblem, duals: SdpDuals, g: Tensor, u: Tensor) -> Tensor:
-    """``(diag(κ) − M(λ)) u`` for ``u`` of shape ``(B, N)``, ``M = [[0, gᵀ], [g, H]]``."""
+    """``(diag(κ) − M(λ)) u`` for ``u`` of shape ``(K, N)``, ``M = [[0, gᵀ], [g, H]]``.
+
+    Rows pair with the batch's rows as in :func:`hessian_product`.
+    """
     head, tail = u[:, :1], u[:, 1:]
-    m_head = tail @ g[:, None]
+    m_head = (tail * g).sum(-1, keepdim=True)
     m_tail = head * g + hessian_product(problem, duals, tail)
     return duals.kappa * u - torch.cat([m_head, m_tail], dim=1)
 
 
 def dense_a(problem: SdpProblem, duals: SdpDuals, g: Tensor, chunk: int = 512) -> Tensor:
-    """``diag(κ) − M(λ)`` as a dense symmetric matrix, from ``N`` products (``O(N²)`` memory)."""
+    """``diag(κ) − M(λ)`` of every row, dense and symmetric: ``(B, N, N)``.
+
+    Built from ``N`` products per row (``O(N²)`` memory per row).
+    """
     n = problem.n
     eye = torch.eye(n, dtype=g.dtype, device=g.device)
-    a = torch.cat([a_product(problem, duals, g, eye[i : i + chunk]) for i in range(0, n, chunk)])
-    return (a + a.T) / 2
+    matrices = []
+    for b in range(problem.batch):
+        row, row_duals, row_g = problem.select([b]), duals.select([b]), g[b : b + 1]
+        a = torch.cat([a_product(row, row_duals, row_g, eye[i : i + chunk])
+                       for i in range(0, n, chunk)])  # fmt: skip
+        matrices.append((a + a.T) / 2)
+    return torch.stack(matrices)
 
 
 def lanczos_min(matvec, start: Tensor, iters: int) -> tuple[Tensor, Tensor]:
-    """The smallest Ritz value and its unit vector after ``iters`` Lanczos steps.
+    """The smallest Ritz values ``(B,)`` and unit vectors ``(B, N)`` of ``B`` matrices at once.
 
-    Full Gram–Schmidt reorthogonalisation (twice) keeps the basis orthonormal, so the Ritz value
-    is a Rayleigh quotient: never below the true ``λ_min`` (an estimate from above).
+    ``iters`` Lanczos steps from ``start`` ``(B, N)``; ``matvec`` maps ``(B, N)`` row by row.
+
+    Full Gram–Schmidt reorthogonalisation keeps each basis close to orthonormal; the value
+    returned is the Rayleigh quotient of the unit vector found, so never below the true
+    ``λ_min`` (an estimate from above), however far the basis drifted.
     """
-    n = start.numel()
+    rows, n = start.shape
     k = min(iters, n)
-    basis = torch.zeros(k, n, dtype=start.dtype, device=start.device)
-    alpha = torch.zeros(k, dtype=start.dtype, device=start.device)
-    beta = torch.zeros(k, dtype=start.dtype, device=start.device)
-    q = start / start.norm()
+    basis = torch.zeros(rows, k, n, dtype=start.dtype, device=start.device)
+    alpha = torch.zeros(rows, k, dtype=start.dtype, device=start.device)
+    beta = torch.zeros(rows, k, dtype=start.dtype, device=start.device)
+    q = start / start.norm(dim=-1, keepdim=True)
     tiny = torch.finfo(start.dtype).tiny
     for i in range(k):
-        basis[i] = q
-        w = matvec(q[None])[0]
-        alpha[i] = q @ w
-        for _ in range(2):
-            w = w - (basis[: i + 1] @ w) @ basis[: i + 1]
+        basis[:, i] = q
+        w = matvec(q)
+        alpha[:, i] = (q * w).sum(-1)
+        done = basis[:, : i + 1]
+        # One Gram–Schmidt pass: the basis need only be nearly orthonormal, since the value
+        # returned is the Rayleigh quotient of the vector found, computed afresh.
+        w = w - ((done @ w[:, :, None]).transpose(1, 2) @ done)[:, 0]
         if i + 1 < k:
-            beta[i] = w.norm()
+            beta[:, i] = w.norm(dim=-1)
             # A vanishing residual means the Krylov space is invariant; the basis vector that
             # follows is then noise orthogonal to it, which keeps the Rayleigh–Ritz step valid.
-            q = w / beta[i].clamp_min(tiny)
-    tri = torch.diag(alpha) + torch.diag(beta[: k - 1], 1) + torch.diag(beta[: k - 1], -1)
+            q = w / beta[:, i : i + 1].clamp_min(tiny)
+    off = beta[:, : k - 1]
+    tri = torch.diag_embed(alpha) + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
     vectors = smallest_eigenvector(tri)
-    vec = vectors @ basis
-    vec = vec / vec.norm()
-    return (vec @ matvec(vec[None])[0]), vec
+    vec = (vectors[:, None, :] @ basis)[:, 0]
+    vec = vec / vec.norm(dim=-1, keepdim=True)
+    return (vec * matvec(vec)).sum(-1), vec
 
 
 def smallest_eigenvector(a: Tensor) -> Tensor:
-    """The unit eigenvector of the smallest eigenvalue of the symmetric ``a``.
+    """Unit eigenvectors ``(…, N)`` of the smallest eigenvalues of symmetric ``a`` ``(…, N, N)``.
 
     Raises:
         torch.linalg.LinAlgError: if the solver fails in ``a``'s dtype and in float64.
     """
     try:
-        return torch.linalg.eigh(a)[1][:, 0]
+        return torch.linalg.eigh(a)[1][..., :, 0]
     except torch.linalg.LinAlgError:
         # float32 eigh fails to converge on some badly scaled matrices; float64 does not.
         if a.dtype == torch.float64:
             raise
-        return torch.linalg.eigh(a.double())[1][:, 0].to(a.dtype)
+        return torch.linalg.eigh(a.double())[1][..., :, 0].to(a.dtype)
 
 
-def exact_upper(problem: SdpProblem, duals: SdpDuals) -> float:
-    """The sound dual bound on the (scaled) violation: exact float64 ``λ_min``, with a margin.
-
-    The symmetric eigensolver's backward error is a small multiple of ``N ε ‖A‖``; subtracting
-    that from ``λ_min`` keeps the certificate valid despite rounding. If the solver fails,
-    no bound is known: ``inf``.
-    """
+def _float64(problem: SdpProblem, duals: SdpDuals) -> tuple[SdpProblem, SdpDuals, Tensor, Tensor]:
+    """The problem and projected duals in float64, with ``c + ½ Σ κ`` and ``g``."""
     problem = problem.to(torch.float64)
     duals = duals.clone(torch.float64)
     _project(duals)
     c, g = constant_and_gradient(problem, duals)
-    a = dense_a(problem, duals, g)
-    try:
-        smallest = float(torch.linalg.eigvalsh(a)[0])
-    except torch.linalg.LinAlgError:
-        return math.inf
-    if not math.isfinite(smallest):
-        return math.inf
-    smallest -= problem.n * torch.finfo(torch.float64).eps * float(torch.linalg.norm(a))
-    return float(c) + 0.5 * float(duals.kappa.sum()) + 0.5 * problem.n * max(0.0, -smallest)
+    return problem, duals, c + 0.5 * duals.kappa.sum(-1), g
+
+
+def exact_upper(problem: SdpProblem, duals: SdpDuals) -> Tensor:
+    """The sound dual bound on each row's (scaled) violation ``(B,)``, by an exact ``λ_min``.
+
+    The eigenvalue is computed in float64; the symmetric eigensolver's backward error is a small
+    multiple of ``N ε ‖A‖``, and subtracting that from ``λ_min`` keeps the certificate valid
+    despite rounding. Where the solver fails, no bound is known: ``inf``.
+    """
+    problem, duals, base, g = _float64(problem, duals)
+    n, eps = problem.n, torch.finfo(torch.float64).eps
+    out = torch.full((problem.batch,), math.inf, dtype=torch.float64)
+    for b in range(problem.batch):
+        a = dense_a(problem.select([b]), duals.select([b]), g[b : b + 1])[0]
+        try:
+            smallest = float(torch.linalg.eigvalsh(a)[0])
+        except torch.linalg.LinAlgError:
+            continue
+        if not math.isfinite(smallest):
+            continue
+        smallest -= n * eps * float(torch.linalg.norm(a))
+        out[b] = float(base[b]) + 0.5 * n * max(0.0, -smallest)
+    return out
+
+
+def proven_upper(problem: SdpProblem, duals: SdpDuals, aim: Tensor) -> Tensor:
+    """Each row's dual bound proven at its ``aim`` ``(B,)`` by Cholesky, or ``inf`` where not.
+
+    The bound ``c + ½ Σ κ + ½ N t`` holds once ``diag(κ) − M + t I ⪰ 0``: ``t ≥ 0`` is chosen so
+    that it equals the aim, and a float64 Cholesky factorisation that runs to completion on
+    that matrix less a rounding margin proves it positive definite (Rump, "Verification of
+    positive definiteness", BIT 2006: a margin of ``γ_{N+1}/(1 − 2γ_{N+1})·trace`` covers the
+    factorisation's rounding; twice that, plus ``N ε ‖A‖`` as in :func:`exact_upper`, also
+    covers forming the matrix). A Cholesky factorisation costs a fraction of an
+    eigendecomposition, and the aim needs no more than the sign the caller wants to prove.
+    """
+    problem, duals, base, g = _float64(problem, duals)
+    n, eps = problem.n, torch.finfo(torch.float64).eps
+    gamma = (n + 1) * eps / (1 - (n + 1) * eps)
+    out = torch.full((problem.batch,), math.inf, dtype=torch.float64)
+    for b in range(problem.batch):
+        shift = max(0.0, 2 * (float(aim[b]) - float(base[b])) / n)
+        a = dense_a(problem.select([b]), duals.select([b]), g[b : b + 1])[0]
+        a.diagonal().add_(shift)
+        margin = 2 * gamma / (1 - 2 * gamma) * float(a.diagonal().abs().sum())
+        margin += n * eps * float(torch.linalg.norm(a)) + 1e-300
+        a.diagonal().sub_(margin)
+        if int(torch.linalg.cholesky_ex(a)[1]) == 0:
+            out[b] = float(base[b]) + 0.5 * n * shift
+    return out
 
 
 def _project(duals: SdpDuals) -> None:
@@ -349,17 +461,34 @@ def _project(duals: SdpDuals) -> None:
 
 
 def _dual_value(problem: SdpProblem, duals: SdpDuals, vec: Tensor) -> Tensor:
-    """``c + ½ Σ κ + ½ N max(0, −vᵀ A v)``: differentiable in the duals, ``v`` held fixed.
+    """``c + ½ Σ κ + ½ N max(0, −vᵀ A v)`` per row ``(B,)``, differentiable in the duals.
 
-    Its gradient is the subgradient of the dual objective at the eigenvector ``v`` (the
-    eigenvector itself is not differentiated, as in the paper).
+    ``v`` is held fixed: the gradient is the subgradient of the dual objective at the
+    eigenvector ``v`` (the eigenvector itself is not differentiated, as in the paper).
     """
     c, g = constant_and_gradient(problem, duals)
-    rayleigh = (vec * a_product(problem, duals, g, vec[None])[0]).sum()
-    return c + 0.5 * duals.kappa.sum() + 0.5 * problem.n * torch.relu(-rayleigh)
+    rayleigh = (vec * a_product(problem, duals, g, vec)).sum(-1)
+    return c + 0.5 * duals.kappa.sum(-1) + 0.5 * problem.n * torch.relu(-rayleigh)
 
 
-def optimise_row(
+@dataclass(eq=False)
+class Optimised:
+    """What :func:`optimise_rows` ends with, per row of the batch.
+
+    Attributes:
+        best: the duals of the lowest estimated bound seen.
+        estimate: that bound ``(B,)`` (with Lanczos, an estimate that may be optimistic).
+        last: the duals the optimisation ended with (those that proved it, for a proven row).
+        proven: the bound that ended the row early ``(B,)``: a certificate; ``inf`` if none.
+    """
+
+    best: SdpDuals
+    estimate: Tensor
+    last: SdpDuals
+    proven: Tensor
+
+
+def optimise_rows(
     problem: SdpProblem,
     *,
     steps: int,
@@ -367,35 +496,36 @@ def optimise_row(
     lanczos_iters: int,
     generator: torch.Generator,
     deadline: Deadline | None = None,
-    certify: Callable[[SdpDuals], float] | None = None,
+    prove: Callable[[Tensor, SdpDuals, Tensor], Tensor] | None = None,
     check_every: int = CHECK_EVERY,
-) -> tuple[SdpDuals, float, SdpDuals, float | None]:
-    """Adam on the duals from the IBP initialisation, projected to the feasible set each step.
+) -> Optimised:
+    """Adam on every row's duals from the IBP initialisation, projected to the feasible set.
 
-    Returns the best duals seen, their (Lanczos-estimated) upper bound, the last duals, and
-    the exact upper bound that stopped the optimisation early (None if it ran to the end).
-    With ``certify`` (the exact bound of some duals: ``exact_upper``), once the estimate says
-    the row holds (upper bound below zero) the exact bound is computed, at most every
-    ``check_every`` steps, and a negative one ends the optimisation: the row is certified, and
-    further steps would only tighten a bound nobody needs.
-    ``λ_min`` is exact (a dense ``eigh``) when ``N ≤ max(lanczos_iters, DENSE_MAX_N)`` and from
-    Lanczos otherwise;
-    Lanczos starts from the previous eigenvector plus noise, which tracks the slowly moving
-    minimum eigenvector and still explores the rest of the space. The optimisation stops early
-    when the deadline passes or the eigensolver fails even in float64 (any duals are valid).
+    The rows are independent problems that share each step's batched products.
+
+    With ``prove`` (``prove(rows, duals, aim)``: bounds of those rows of the batch, proven or
+    ``inf``, e.g. :func:`proven_upper`), once a row's estimate says it holds (below zero) a
+    proof of half that estimate is tried, at most every ``check_every`` steps, and a row
+    proven below zero leaves the batch: it is certified, and further steps would only tighten
+    a bound nobody needs. ``λ_min`` is exact (a dense ``eigh``) when
+    ``N ≤ max(lanczos_iters, DENSE_MAX_N)`` and from Lanczos otherwise; Lanczos starts from the
+    previous eigenvector plus noise, which tracks the slowly moving minimum eigenvector and
+    still explores the rest of the space. The optimisation stops early when the deadline
+    passes or the eigensolver fails even in float64 (any duals are valid).
     """
     duals = ibp_duals(problem)
-    params = duals.tensors()
-    for t in params:
+    best, last = duals.clone(), duals.clone()
+    best_value = torch.full((problem.batch,), math.inf, dtype=torch.float64)
+    proven = torch.full((problem.batch,), math.inf, dtype=torch.float64)
+    for t in duals.tensors():
         t.requires_grad_(True)
     # Adam moves every coordinate by about the learning rate, so the bound moves by about N
     # times it: dividing by N keeps a step's effect comparable across network sizes. The
     # objective is non-smooth (λ_min), so the step is annealed to settle near the optimum.
-    step_size = lr / problem.n
-    optimiser = Adam(params, step_size, steps=max(steps, 1), final=1e-3)
-    dtype, device = problem.centre[0].dtype, problem.centre[0].device
     n = problem.n
-    best, best_value = duals.clone(), math.inf
+    optimiser = Adam(duals.tensors(), lr / n, steps=max(steps, 1), final=1e-3)
+    dtype, device = problem.centre[0].dtype, problem.centre[0].device
+    rows = torch.arange(problem.batch)  # the active rows' places in the batch
     previous: Tensor | None = None
     last_check = -check_every
     for step in range(steps):
@@ -407,11 +537,11 @@ def optimise_row(
                 if n <= max(lanczos_iters, DENSE_MAX_N):
                     vec = smallest_eigenvector(dense_a(problem, duals, g))
                 else:
-                    noise = torch.randn(n, generator=generator, dtype=dtype).to(device)
-                    start = noise / noise.norm()
+                    noise = torch.randn(len(rows), n, generator=generator, dtype=dtype)
+                    start = (noise / noise.norm(dim=-1, keepdim=True)).to(device)
                     if previous is not None:
                         start = start + 2 * previous
-                    matvec = lambda u, g=g: a_product(problem, duals, g, u)  # noqa: E731
+                    matvec = lambda u, p=problem, du=duals, g=g: a_product(p, du, g, u)  # noqa: E731
                     _, vec = lanczos_min(matvec, start, lanczos_iters)
             except torch.linalg.LinAlgError:
                 break
@@ -419,23 +549,40 @@ def optimise_row(
                 break
             previous = vec
         value = _dual_value(problem, duals, vec)
-        current = float(value.detach())
-        if current < best_value:
-            best_value, best = current, duals.clone()
-        if certify is not None and current < 0 and step - last_check >= check_every:
+        current = value.detach().double().cpu()
+        better = current < best_value[rows]
+        if bool(better.any()):
+            best.put(rows[better], duals.select(better))
+            best_value[rows[better]] = current[better]
+        done = torch.zeros(0, dtype=torch.long)
+        holds = current < 0
+        if prove is not None and bool(holds.any()) and step - last_check >= check_every:
             last_check = step
-            with torch.no_grad():
-                proven = certify(duals.clone())
-            if proven < 0:
-                return duals.clone(), current, duals.clone(), proven
+            tried = torch.nonzero(holds)[:, 0]
+            checked = duals.select(tried)
+            bounds = prove(rows[tried], checked, current[tried] / 2)
+            done = tried[bounds < 0]
+            proven[rows[done]] = bounds[bounds < 0]
+            last.put(rows[done], checked.select(bounds < 0))
         optimiser.zero_grad()
-        value.backward()
+        value.sum().backward()
         optimiser.step()
         _project(duals)
-    return best, best_value, duals.clone(), None
+        if len(done):  # proven rows leave the batch
+            keep = torch.ones(len(rows), dtype=torch.bool)
+            keep[done] = False
+            if not bool(keep.any()):
+                return Optimised(best, best_value, last, proven)
+            rows, problem, previous = rows[keep], problem.select(keep), previous[keep]
+            duals = duals.select(keep)
+            for t in duals.tensors():
+                t.requires_grad_(True)
+            optimiser.keep(duals.tensors(), keep)
+    last.put(rows, duals)
+    return Optimised(best, best_value, last, proven)
 
 
-def sdp_rows(
+def sdp_points(
     net: Network,
     lower: Tensor,
     upper: Tensor,
@@ -447,24 +594,27 @@ def sdp_rows(
     lanczos_iters: int = 30,
     exact_max_n: int = 4000,
     seed: int = 0,
-    pre_bounds: list[Interval] | None = None,
+    pre_bounds: list[list[Interval]] | None = None,
+    intermediate: Literal["ibp", "crown"] = "ibp",
     stop_at_failure: bool = False,
     stop_when_certified: bool = False,
     rounding: bool = False,
     deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
-    """SDP-FO lower bounds on each row of ``C f(x) + d`` over the box ``[lower, upper]``.
+    """SDP-FO lower bounds on the rows ``C_p f(x) + d_p`` over each point ``p``'s box.
+
+    All rows of all points are optimised as one batch.
 
     Dathathri et al. 2020 (arXiv 2010.11645), on the relaxation of Raghunathan et al. 2018
-    (arXiv 1811.01057). Each row is optimised separately from its IBP value; the reported
-    bound is never below IBP.
+    (arXiv 1811.01057). Each row is optimised from its IBP value; the reported bound is never
+    below IBP.
 
     Args:
         net: the network (any dtype and device; the work follows it).
-        lower: input lower bounds, flat ``(n,)`` (or ``(1, n)``).
+        lower: input lower bounds, ``(P, n)``.
         upper: input upper bounds, same shape.
-        C: ``(rows, outputs)``.
-        d: ``(rows,)``.
+        C: ``(P, rows, outputs)``.
+        d: ``(P, rows)``.
         steps: Adam steps per row.
         lr: Adam's step budget: each coordinate moves by about ``lr / N`` per step, on the row
             scaled so that its IBP slack is one; cosine-annealed to 1e-3 of that. Tiny networks
@@ -475,20 +625,27 @@ def sdp_rows(
         exact_max_n: largest ``N = 1 + activations`` for which the final bound is evaluated
             with an exact float64 eigenvalue and returned as a certificate.
         seed: seeds Lanczos's random start vectors.
-        pre_bounds: optional pre-activation bounds ``[(l, u), …]`` per ReLU layer (e.g. from
-            CROWN), intersected with IBP's.
-        stop_at_failure: stop at the first row whose bound is not positive and report the
-            rest as ``-inf`` (enough to decide a margin property, much cheaper).
-        stop_when_certified: where the bound is exact (``N ≤ exact_max_n``), stop a row's
-            optimisation as soon as an exact float64 eigenvalue proves it positive (checked
-            at most every ``CHECK_EVERY`` steps, once the estimate says so): its bound is then
-            a certificate above zero, not the tightest one (enough to certify, much cheaper).
+        pre_bounds: optional, per point, pre-activation bounds ``[(l, u), …]`` per ReLU layer
+            (e.g. from CROWN), intersected with IBP's.
+        intermediate: without ``pre_bounds``, the activation boxes come from IBP alone
+            (``"ibp"``) or from CROWN too (``"crown"``: tighter boxes, a tighter relaxation; the
+            reference uses CROWN-IBP).
+        stop_at_failure: once one of a point's rows is not proven positive, report its rows
+            not yet evaluated as ``-inf`` (enough to decide a margin property; saves their
+            final exact evaluations).
+        stop_when_certified: where the bound is exact (``N ≤ exact_max_n``), a row leaves the
+            optimisation as soon as a float64 Cholesky factorisation proves it positive
+            (tried at most every ``CHECK_EVERY`` steps, once the estimate says so): its bound
+            is then a certificate above zero, not the tightest one (enough to certify, much
+            cheaper).
         rounding: the network is below float64; see the module docstring.
-        deadline: optimisation stops when it passes; rows not reached keep their IBP value.
+        deadline: optimisation stops when it passes; rows keep the best bound proven by then
+            (their IBP value at the least).
 
     Returns:
-        ``(lower_rows, sound)``: ``sound`` is True when every row was evaluated exactly; else
-        the numbers are Lanczos estimates (possibly too optimistic), not certificates.
+        ``(lower_rows (P, rows), sound)``: ``sound`` is True when every row was evaluated
+        exactly; else the numbers are Lanczos estimates (possibly too optimistic), not
+        certificates.
 
     Raises:
         ConfigError: on a non-positive ``steps``/``lanczos_iters``/``lr`` or mismatched shapes.
@@ -499,63 +656,95 @@ def sdp_rows(
             f"steps={steps}, lanczos_iters={lanczos_iters}, lr={lr}, exact_max_n={exact_max_n}"
         )
     net = net.detach()
-    lower, upper = lower.reshape(-1), upper.reshape(-1)
-    if lower.numel() != net.in_features or upper.shape != lower.shape:
+    points = lower.shape[0]
+    lower, upper = lower.reshape(points, -1), upper.reshape(points, -1)
+    if lower.shape[1] != net.in_features or upper.shape != lower.shape:
         raise ConfigError(
-            f"the input box has {lower.numel()} entries but the network takes {net.in_features}"
+            f"the input box has {lower.shape[1]} entries but the network takes {net.in_features}"
         )
-    C = C.reshape(-1, net.out_features)
-    d = d.reshape(-1)
+    C = C.reshape(points, -1, net.out_features)
+    d = d.reshape(points, -1)
+    if pre_bounds is not None and len(pre_bounds) != points:
+        raise ConfigError(f"pre_bounds needs one list per point ({points}); got {len(pre_bounds)}")
+    if pre_bounds is None and intermediate == "crown" and len(net.layers) > 1:
+        layers = crown_layer_bounds(net, lower, upper, rounding=rounding, deadline=deadline)[:-1]
+        pre_bounds = [[(lo[p], hi[p]) for lo, hi in layers] for p in range(points)]
     if len(net.layers) == 1:
         # A linear network: the minimum of a linear function over a box is the interval
         # bound, exactly; there is no relaxation to tighten.
         with torch.no_grad():
-            return ibp_rows(net, lower[None], upper[None], C, d, rounding=rounding)[0], True
+            return ibp_rows(net, lower, upper, C, d, rounding=rounding), True
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        boxes = activation_boxes(net, lower, upper, pre_bounds, rounding=rounding)
-    exact = 1 + sum(lo.numel() for lo, _ in boxes) <= exact_max_n
     # The certificate is evaluated in float64 on the same weights (exact when cast up).
     f64 = torch.float64
     net64 = net.detach(dtype=f64)
-    boxes64 = [(lo.to(f64), hi.to(f64)) for lo, hi in boxes]
-    rows = []
-    for c, dc in zip(C, d, strict=True):
-        problem = row_problem(net, boxes, c, dc)
-        problem64 = row_problem(net64, boxes64, c.to(f64), dc.to(f64), scale=problem.scale)
-        with torch.no_grad():
-            initial = float(_ibp_value(problem64))
-        upper_bound = initial
-        if deadline is None or not deadline.passed:
-            certify = None
-            if stop_when_certified and exact:
+    pieces, pieces64 = [], []
+    with torch.no_grad():
+        for p in range(points):
+            pre = None if pre_bounds is None else pre_bounds[p]
+            boxes = activation_boxes(net, lower[p], upper[p], pre, rounding=rounding)
+            boxes64 = [(lo.to(f64), hi.to(f64)) for lo, hi in boxes]
+            pieces.append(rows_problem(net, boxes, C[p], d[p]))
+            pieces64.append(rows_problem(net64, boxes64, C[p].to(f64), d[p].to(f64),
+                                         scale=pieces[-1].scale.to(f64)))  # fmt: skip
+        problem64 = SdpProblem.concat(pieces64)
+        upper_bound = _ibp_value(problem64)
+    exact = problem64.n <= exact_max_n
+    result = None
+    if deadline is None or not deadline.passed:
+        prove = None
+        if stop_when_certified and exact:
 
-                def certify(duals, problem64=problem64):  # noqa: E306
-                    return exact_upper(problem64, duals)
+            def prove(rows, duals, aim):  # noqa: E306
+                return proven_upper(problem64.select(rows), duals, aim)
 
-            with torch.enable_grad():
-                best, estimate, last, proven = optimise_row(
-                    problem, steps=steps, lr=lr, lanczos_iters=lanczos_iters,
-                    generator=generator, deadline=deadline, certify=certify,
-                )  # fmt: skip
-            with torch.no_grad():
-                if proven is not None:
-                    upper_bound = min(upper_bound, proven)  # exact already
-                elif exact:
-                    candidates = [best] if steps == 0 else [best, last]
+        work = SdpProblem.concat(pieces).to(OPTIMISE_DTYPE)
+        with torch.enable_grad():
+            result = optimise_rows(
+                work, steps=steps, lr=lr, lanczos_iters=lanczos_iters,
+                generator=generator, deadline=deadline, prove=prove,
+            )  # fmt: skip
+    per_point = C.shape[1]
+    with torch.no_grad():
+        for p in range(points):
+            failed = False
+            for b in range(p * per_point, (p + 1) * per_point):
+                if result is not None and math.isfinite(result.proven[b]):
+                    upper_bound[b] = min(upper_bound[b], result.proven[b])  # exact already
+                    continue
+                if stop_at_failure and failed:
+                    upper_bound[b] = math.inf  # a lower bound of -inf: not evaluated
+                    continue
+                if result is not None and exact:
+                    row = problem64.select([b])
+                    candidates = [result.best] if steps == 0 else [result.best, result.last]
                     for duals in candidates:
-                        if deadline is not None and deadline.left < _eigh_seconds(problem.n):
+                        if deadline is not None and deadline.left < _eigh_seconds(row.n):
                             break  # an eigendecomposition cannot be interrupted
-                        upper_bound = min(upper_bound, exact_upper(problem64, duals))
-                else:
-                    upper_bound = min(initial, estimate)
-        rows.append(-upper_bound * problem.scale)
-        if stop_at_failure and rows[-1] <= 0:
-            # One failed margin already decides the point; -inf is a valid lower bound.
-            rows += [-math.inf] * (len(C) - len(rows))
-            break
+                        found = exact_upper(row, duals.select([b]))[0]
+                        upper_bound[b] = min(upper_bound[b], found)
+                elif result is not None:
+                    upper_bound[b] = min(upper_bound[b], result.estimate[b])
+                failed = bool(upper_bound[b] >= 0)
+    rows = (-upper_bound * problem64.scale).reshape(points, per_point)
     # Computed in float64; rounded down, not to nearest, into the network's dtype.
     return round_down(rows, lower.dtype).to(lower.device), exact
+
+
+def sdp_rows(
+    net: Network, lower: Tensor, upper: Tensor, C: Tensor, d: Tensor, *,
+    pre_bounds: list[Interval] | None = None, **options,
+) -> tuple[Tensor, bool]:  # fmt: skip
+    """SDP-FO lower bounds on each row of ``C f(x) + d`` over one box: ``(rows, sound)``.
+
+    :func:`sdp_points` with one point: ``lower``/``upper`` flat ``(n,)``, ``C``
+    ``(rows, outputs)``, ``d`` ``(rows,)``, ``pre_bounds`` one ``(l, u)`` per ReLU layer.
+    """
+    rows, sound = sdp_points(
+        net, lower.reshape(1, -1), upper.reshape(1, -1), C.reshape(1, len(C), -1),
+        d.reshape(1, -1), pre_bounds=None if pre_bounds is None else [pre_bounds], **options,
+    )  # fmt: skip
+    return rows[0], sound
 
 
 def _eigh_seconds(n: int) -> float:
@@ -564,10 +753,13 @@ def _eigh_seconds(n: int) -> float:
 
 
 def _ibp_value(problem: SdpProblem) -> Tensor:
-    """The IBP upper bound on the scaled violation: ``objective·centre + |objective|·radius``."""
+    """The IBP upper bound on each row's scaled violation ``(B,)``.
+
+    That is ``objective·centre + |objective|·radius``.
+    """
     return (
-        problem.objective @ problem.centre[-1]
-        + problem.objective.abs() @ problem.radius[-1]
+        (problem.objective * problem.centre[-1]).sum(-1)
+        + (problem.objective.abs() * problem.radius[-1]).sum(-1)
         + problem.offset
     )
 
@@ -592,13 +784,7 @@ def _sdp(
     rounding: bool = False,
     deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
-    """SDP-FO (see :func:`sdp_rows`), activation boxes from CROWN unless ``intermediate="ibp"``."""
-    if pre_bounds is None and intermediate == "crown" and len(net.layers) > 1:
-        # Tighter activation boxes tighten the relaxation (the reference uses CROWN-IBP).
-        from stalwart.certify.crown import crown_layer_bounds
-
-        pre_bounds = crown_layer_bounds(net, lower, upper, rounding=rounding,
-                                        deadline=deadline)[:-1]  # fmt: skip
+    """SDP-FO (:func:`sdp_points`), activation boxes from CROWN unless ``intermediate="ibp"``."""
     return sdp_rows(
         net,
         lower,
@@ -611,6 +797,7 @@ def _sdp(
         exact_max_n=exact_max_n,
         seed=seed,
         pre_bounds=pre_bounds,
+        intermediate=intermediate,
         stop_at_failure=stop_at_failure,
         stop_when_certified=stop_when_certified,
         rounding=rounding,
