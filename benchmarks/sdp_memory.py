@@ -18,8 +18,11 @@ at that level). On CUDA it is ``torch.cuda.max_memory_allocated`` above the allo
 the measured part. The weights themselves (quadratic in width for an MLP) are not counted:
 both methods need them.
 
-    python benchmarks/sdp_memory.py [--device cpu|cuda] [--steps 5] [--lanczos 30]
+    python benchmarks/sdp_memory.py [--device cpu|cuda] [--steps 5] [--lanczos 30] [--rows 1]
         [--widths 64 128 256 512 1024] [--dense-cap-mib 4096] [--threads 1]
+
+With ``--rows 9`` every margin row of a point is optimised as one batch (how
+``stalwart certify`` runs SDP-FO): the "s/step" column is then one step of all nine.
 """
 
 from __future__ import annotations
@@ -95,21 +98,23 @@ def worker(args: argparse.Namespace) -> None:
     net = Network(layers, (784,)).detach(device=args.device)
     x = torch.rand(784, device=args.device)
     lower, upper = (x - 0.05).clamp(0, 1), (x + 0.05).clamp(0, 1)
-    c = torch.zeros(10, device=args.device)
-    c[0], c[1] = 1.0, -1.0
+    # The margins of label 0 against the others: ``--rows`` of them, optimised as one batch.
+    C = torch.zeros(args.rows, 10, device=args.device)
+    C[:, 0] = 1.0
+    C[torch.arange(args.rows), 1 + torch.arange(args.rows) % 9] = -1.0
     boxes = sdp.activation_boxes(net, lower, upper)
-    problem = sdp.row_problem(net, boxes, c, torch.zeros((), device=args.device))
+    problem = sdp.rows_problem(net, boxes, C, torch.zeros(args.rows, device=args.device))
     result = {"n": problem.n}
     if args.method == "sdpfo":
         generator = torch.Generator().manual_seed(0)
         with torch.enable_grad():  # warm-up: allocator pools
-            sdp.optimise_row(
+            sdp.optimise_rows(
                 problem, steps=2, lr=1.0, lanczos_iters=args.lanczos, generator=generator
             )
         base = _peak_reset(args.device)
         start = time.perf_counter()
         with torch.enable_grad():
-            sdp.optimise_row(
+            sdp.optimise_rows(
                 problem, steps=args.steps, lr=1.0, lanczos_iters=args.lanczos, generator=generator
             )
         if args.device.startswith("cuda"):
@@ -118,12 +123,12 @@ def worker(args: argparse.Namespace) -> None:
         result["bytes"] = _peak_bytes(args.device, base)
         counter = AllocatedBytes()
         with counter, torch.enable_grad():
-            sdp.optimise_row(
+            sdp.optimise_rows(
                 problem, steps=1, lr=1.0, lanczos_iters=args.lanczos, generator=generator
             )
         result["allocated"] = counter.total
     else:
-        problem64 = problem.to(torch.float64)
+        problem64 = problem.select([0]).to(torch.float64)  # one row's matrix
         duals = sdp.ibp_duals(problem64)
         torch.linalg.eigvalsh(torch.eye(4, dtype=torch.float64, device=args.device))  # warm-up
         base = _peak_reset(args.device)
@@ -141,7 +146,7 @@ def measure(args: argparse.Namespace, width: int, depth: int, method: str) -> di
     command = [
         sys.executable, __file__, "--worker", "--method", method, "--width", str(width),
         "--depth", str(depth), "--device", args.device, "--steps", str(args.steps),
-        "--lanczos", str(args.lanczos), "--threads", str(args.threads),
+        "--lanczos", str(args.lanczos), "--threads", str(args.threads), "--rows", str(args.rows),
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -152,6 +157,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--lanczos", type=int, default=30)
+    parser.add_argument("--rows", type=int, default=1, help="margin rows per batch (1-9)")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--dense-cap-mib", type=float, default=4096)
@@ -167,7 +173,7 @@ def main() -> None:
 
     print(
         f"device {args.device}, {args.threads} thread(s), Lanczos {args.lanczos} iterations, "
-        f"mean over {args.steps} SDP-FO steps"
+        f"mean over {args.steps} SDP-FO steps of {args.rows} row(s) batched"
     )
     header = (
         f"{'network':>24} {'N':>6} {'FO alloc/step MiB':>17} {'FO peak MiB':>11} {'s/step':>8} "

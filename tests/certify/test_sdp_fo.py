@@ -265,11 +265,32 @@ def test_large_n_is_an_estimate_and_cuda_free_defaults():
     net = tiny_net([6, 10, 10, 3], seed=5)
     lower, upper = box_around(6, 5, 0.2)
     C, d = MARGINS
-    rows, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=20, lanczos_iters=8, exact_max_n=5)
+    rows, sound = sdp.sdp_rows(net, lower, upper, C, d, steps=20, lanczos_iters=8,
+                               exact_max_n=5, proof_max_n=5)  # fmt: skip
     assert not sound
     assert rows.shape == (2,) and rows.dtype == F64
-    result = bound("sdp", net, Box(lower, upper), margin_of=1, steps=5, exact_max_n=5)
+    result = bound("sdp", net, Box(lower, upper), margin_of=1, steps=5, exact_max_n=5,
+                   proof_max_n=5)  # fmt: skip
     assert not result.sound
+
+
+def test_above_the_exact_size_a_cholesky_proves_the_estimate(monkeypatch):
+    # N = 23 treated as too large for an eigendecomposition (exact_max_n = 5): 8 Lanczos
+    # iterations estimate λ_min during the optimisation, a Cholesky proof ends it.
+    monkeypatch.setattr(sdp, "DENSE_MAX_N", 0)
+    net = tiny_net([2, 10, 10, 3], seed=5)
+    lower, upper = box_around(2, 5, 0.3)
+    C, d = MARGINS
+    options = dict(steps=200, lr=3.0, lanczos_iters=8)
+    proven, sound = sdp.sdp_rows(net, lower, upper, C, d, exact_max_n=5, **options)
+    estimate, _ = sdp.sdp_rows(net, lower, upper, C, d, exact_max_n=5, proof_max_n=5, **options)
+    exact, _ = sdp.sdp_rows(net, lower, upper, C, d, **options)
+    ibp = ibp_rows(net, lower[None], upper[None], C, d)[0]
+    assert sound
+    for i in range(len(C)):
+        assert float(proven[i]) <= exact_min(net, lower, upper, C[i], d[i]) + 1e-7
+        assert float(proven[i]) <= float(estimate[i])  # the estimate, loosened until proven
+        assert float(proven[i]) > float(ibp[i]) + 0.5 * (float(exact[i]) - float(ibp[i]))
 
 
 def test_pre_bounds_are_used_and_checked():
@@ -397,3 +418,103 @@ def test_rows_that_are_never_proven_run_every_step_and_give_the_same_bound(monke
     early, _ = sdp.sdp_rows(net, lower, upper, C, d, steps=100, lr=3.0, stop_when_certified=True)
     assert len(steps) == 200 and torch.equal(early, full)
     assert bool((full < 0).all())
+
+
+def test_points_batched_together_get_the_bounds_each_gets_alone():
+    # The dense eigenvalue path (N ≤ 256) is deterministic: a row's trajectory may not depend
+    # on the other rows in its batch.
+    net = tiny_net([3, 6, 6, 3], seed=8)
+    C, d = MARGINS
+    boxes = [box_around(3, seed, 0.25) for seed in (8, 9, 10)]
+    alone = [sdp.sdp_rows(net, lo, hi, C, d, steps=60, lr=3.0)[0] for lo, hi in boxes]
+    lower = torch.stack([lo for lo, _ in boxes])
+    upper = torch.stack([hi for _, hi in boxes])
+    together, sound = sdp.sdp_points(net, lower, upper, C.expand(3, -1, -1), d.expand(3, -1),
+                                     steps=60, lr=3.0)  # fmt: skip
+    assert sound and together.shape == (3, 2)
+    torch.testing.assert_close(together, torch.stack(alone), rtol=0, atol=1e-6)
+    ibp = ibp_rows(net, lower, upper, C, d)
+    assert not torch.allclose(together, ibp, atol=1e-3)  # the optimisation moved the bounds
+
+
+def test_a_cholesky_proves_exactly_the_bounds_the_eigenvalue_allows():
+    net = tiny_net([3, 6, 6, 3], seed=2)
+    lower, upper = box_around(3, 2, 0.3)
+    C, d = MARGINS
+    problem = sdp.rows_problem(net, sdp.activation_boxes(net, lower, upper), C, d)
+    duals = sdp.ibp_duals(problem)
+    g = torch.Generator().manual_seed(2)
+    for t in duals.tensors():
+        t.add_(0.3 * torch.rand(t.shape, generator=g, dtype=F64))  # some shift is needed
+    exact = sdp.exact_upper(problem, duals)
+    base = sdp.constant_and_gradient(problem, duals)[0] + 0.5 * duals.kappa.sum(-1)
+    assert bool((exact > base + 1e-3).all())  # diag(κ) − M is not PSD: λ_min matters
+    above = sdp.proven_upper(problem, duals, exact + 1e-6)
+    torch.testing.assert_close(above, exact + 1e-6)  # proven, at the aim
+    below = sdp.proven_upper(problem, duals, exact - 1e-6)
+    assert bool(torch.isinf(below).all())  # a tighter bound than λ_min allows is never proven
+
+
+def test_rows_that_leave_the_batch_leave_the_others_unchanged(monkeypatch):
+    # Two points: one row is proven early and leaves; the other runs every step and ends with
+    # the bound it reaches without proofs (its optimiser state followed it). In float64, so
+    # that a batch's size cannot change the rounding of its products.
+    monkeypatch.setattr(sdp, "OPTIMISE_DTYPE", F64)
+    net = tiny_net([2, 4, 4, 3], seed=4)
+    first, second = box_around(2, 4, 0.1), box_around(2, 0, 0.2)
+    lower = torch.stack([first[0], second[0]])
+    upper = torch.stack([first[1], second[1]])
+    C2 = torch.cat([MARGINS[0][:1], MARGINS[0][:1]]).reshape(2, 1, 3)
+    d2 = torch.tensor([[0.5], [-0.5]], dtype=F64)
+    full, _ = sdp.sdp_points(net, lower, upper, C2, d2, steps=300, lr=3.0)
+    assert float(full[0, 0]) > 0 > float(full[1, 0])
+    steps = count_steps(monkeypatch)
+    early, sound = sdp.sdp_points(net, lower, upper, C2, d2, steps=300, lr=3.0,
+                                  stop_when_certified=True)  # fmt: skip
+    assert sound and 300 < len(steps) < 600  # the first row left early, the second did not
+    assert 0 < float(early[0, 0]) <= float(full[0, 0]) + 1e-9
+    assert float(early[1, 0]) == pytest.approx(float(full[1, 0]), abs=1e-7)
+
+
+def test_certified_accuracy_batches_points_and_agrees_with_one_point_at_a_time(monkeypatch):
+    from torch import nn
+
+    from stalwart.certify import accuracy
+    from stalwart.certify.spec import LinfBall
+    from stalwart.data.core import GroupedDataset
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.rand(7, 4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(3)  # margins that ε = 0.2 makes hard: IBP certifies 2 of 7
+        y = model(x).argmax(1)
+    data = GroupedDataset(x, y, y, n_classes=3, group_names=["0", "1", "2"], name="points")
+    # Every point robust to the attack, so every one is bounded; batches of 3 points (3, 3, 1).
+    monkeypatch.setattr(accuracy, "pgd", lambda model, x, y, **kw: x)
+    monkeypatch.setattr(accuracy, "SDP_POINTS", 3)
+    monkeypatch.setattr(sdp, "OPTIMISE_DTYPE", F64)  # no rounding differences between batches
+    options = {"steps": 40, "lr": 3.0}
+    eps = 0.2
+    seen = []
+    table = accuracy.certified_accuracy(model, data, eps=eps, bounds=["ibp", "sdp"],
+                                        examples=7, options={"sdp": options},
+                                        on_example=seen.append)  # fmt: skip
+    assert seen == list(range(7))
+    one_at_a_time = [
+        bound(
+            "sdp",
+            model,
+            LinfBall(x[i], eps),
+            margin_of=int(y[i]),
+            stop_at_failure=True,
+            stop_when_certified=True,
+            **options,
+        ).certified  # fmt: skip
+        for i in range(7)
+    ]
+    certified = table["bounds"]["sdp"]["certified"]
+    assert certified == pytest.approx(sum(one_at_a_time) / 7)
+    assert 0 < sum(one_at_a_time) < 7  # some points certified, not all
+    assert table["bounds"]["ibp"]["certified"] < certified

@@ -23,7 +23,10 @@ the layers' ``forward``, ``linear`` and ``backward`` maps, so memory stays linea
 of activations, and ``λ_min`` comes from a Lanczos iteration with full reorthogonalisation.
 Lanczos over-estimates ``λ_min``, which makes its bound optimistic; the reported number is
 therefore re-evaluated with an exact float64 eigenvalue (a certificate, ``sound=True``) when
-``N ≤ exact_max_n``, and labelled an estimate (``sound=False``) otherwise.
+``N ≤ exact_max_n``; up to ``proof_max_n`` the estimate, loosened until a float64 Cholesky
+factorisation proves it, is the certificate (the factorisation scales further than an
+eigendecomposition); beyond, the number is labelled an estimate (``sound=False``). Only the
+certificate needs the ``N × N`` matrix, one row at a time.
 
 Throughput: every row of a point, and the rows of many points (:func:`sdp_points`), are one
 batch: each step's products are matrix–matrix products over the batch instead of one
@@ -67,6 +70,9 @@ DENSE_MAX_N = 256
 CHECK_EVERY = 50
 """With ``stop_when_certified``: the fewest optimisation steps between two rounds of proofs
 (each a dense float64 matrix and its Cholesky factorisation per row checked)."""
+PROOF_SLACKS = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+"""Above ``exact_max_n``: how far above the optimisation's estimate (on a row scaled so its IBP
+slack is one) the certificate is tried, in turn, until a Cholesky factorisation proves one."""
 OPTIMISE_DTYPE = torch.float32
 """The dtype the duals are optimised in: any duals give a valid bound, and the certificate is
 recomputed in float64, so the optimisation needs no more digits (and runs twice as fast)."""
@@ -428,29 +434,36 @@ def exact_upper(problem: SdpProblem, duals: SdpDuals) -> Tensor:
 
 
 def proven_upper(problem: SdpProblem, duals: SdpDuals, aim: Tensor) -> Tensor:
-    """Each row's dual bound proven at its ``aim`` ``(B,)`` by Cholesky, or ``inf`` where not.
+    """Each row's dual bound proven at its ``aim`` by Cholesky ``(B,)``, or ``inf`` where not.
 
-    The bound ``c + ½ Σ κ + ½ N t`` holds once ``diag(κ) − M + t I ⪰ 0``: ``t ≥ 0`` is chosen so
-    that it equals the aim, and a float64 Cholesky factorisation that runs to completion on
-    that matrix less a rounding margin proves it positive definite (Rump, "Verification of
-    positive definiteness", BIT 2006: a margin of ``γ_{N+1}/(1 − 2γ_{N+1})·trace`` covers the
-    factorisation's rounding; twice that, plus ``N ε ‖A‖`` as in :func:`exact_upper`, also
-    covers forming the matrix). A Cholesky factorisation costs a fraction of an
-    eigendecomposition, and the aim needs no more than the sign the caller wants to prove.
+    ``aim`` is ``(B,)``, or ``(B, T)`` for aims tried in turn (the first proven is returned;
+    the matrix is built once). The bound ``c + ½ Σ κ + ½ N t`` holds once
+    ``diag(κ) − M + t I ⪰ 0``: ``t ≥ 0`` is chosen so that it equals the aim, and a float64
+    Cholesky factorisation that runs to completion on that matrix less a rounding margin
+    proves it positive definite (Rump, "Verification of positive definiteness", BIT 2006: a
+    margin of ``γ_{N+1}/(1 − 2γ_{N+1})·trace`` covers the factorisation's rounding; twice that,
+    plus ``N ε ‖A‖`` as in :func:`exact_upper`, also covers forming the matrix). A Cholesky
+    factorisation costs a fraction of an eigendecomposition.
     """
     problem, duals, base, g = _float64(problem, duals)
     n, eps = problem.n, torch.finfo(torch.float64).eps
     gamma = (n + 1) * eps / (1 - (n + 1) * eps)
+    aims = aim.reshape(problem.batch, -1)
     out = torch.full((problem.batch,), math.inf, dtype=torch.float64)
     for b in range(problem.batch):
-        shift = max(0.0, 2 * (float(aim[b]) - float(base[b])) / n)
         a = dense_a(problem.select([b]), duals.select([b]), g[b : b + 1])[0]
-        a.diagonal().add_(shift)
-        margin = 2 * gamma / (1 - 2 * gamma) * float(a.diagonal().abs().sum())
-        margin += n * eps * float(torch.linalg.norm(a)) + 1e-300
-        a.diagonal().sub_(margin)
-        if int(torch.linalg.cholesky_ex(a)[1]) == 0:
-            out[b] = float(base[b]) + 0.5 * n * shift
+        norm = float(torch.linalg.norm(a))
+        for target in aims[b].tolist():
+            if not math.isfinite(target):
+                continue
+            shift = max(0.0, 2 * (target - float(base[b])) / n)
+            shifted = a.clone()
+            shifted.diagonal().add_(shift)
+            margin = 2 * gamma / (1 - 2 * gamma) * float(shifted.diagonal().abs().sum())
+            shifted.diagonal().sub_(margin + n * eps * (norm + shift) + 1e-300)
+            if int(torch.linalg.cholesky_ex(shifted)[1]) == 0:
+                out[b] = float(base[b]) + 0.5 * n * shift
+                break
     return out
 
 
@@ -593,6 +606,7 @@ def sdp_points(
     lr: float = 1.0,
     lanczos_iters: int = 30,
     exact_max_n: int = 4000,
+    proof_max_n: int = 12000,
     seed: int = 0,
     pre_bounds: list[list[Interval]] | None = None,
     intermediate: Literal["ibp", "crown"] = "ibp",
@@ -624,6 +638,10 @@ def sdp_points(
             this or ``DENSE_MAX_N``).
         exact_max_n: largest ``N = 1 + activations`` for which the final bound is evaluated
             with an exact float64 eigenvalue and returned as a certificate.
+        proof_max_n: above ``exact_max_n`` and up to this ``N``, the final bound is a
+            certificate too: the optimisation's estimate, loosened step by step
+            (``PROOF_SLACKS``) until a float64 Cholesky factorisation proves it (IBP's value if
+            none does). Needs ``8 N²`` bytes per row (1.1 GiB at the default 12,000).
         seed: seeds Lanczos's random start vectors.
         pre_bounds: optional, per point, pre-activation bounds ``[(l, u), …]`` per ReLU layer
             (e.g. from CROWN), intersected with IBP's.
@@ -633,7 +651,7 @@ def sdp_points(
         stop_at_failure: once one of a point's rows is not proven positive, report its rows
             not yet evaluated as ``-inf`` (enough to decide a margin property; saves their
             final exact evaluations).
-        stop_when_certified: where the bound is exact (``N ≤ exact_max_n``), a row leaves the
+        stop_when_certified: where bounds are certificates (see ``sound``), a row leaves the
             optimisation as soon as a float64 Cholesky factorisation proves it positive
             (tried at most every ``CHECK_EVERY`` steps, once the estimate says so): its bound
             is then a certificate above zero, not the tightest one (enough to certify, much
@@ -643,17 +661,18 @@ def sdp_points(
             (their IBP value at the least).
 
     Returns:
-        ``(lower_rows (P, rows), sound)``: ``sound`` is True when every row was evaluated
-        exactly; else the numbers are Lanczos estimates (possibly too optimistic), not
-        certificates.
+        ``(lower_rows (P, rows), sound)``: ``sound`` is True when every row's bound is a
+        certificate (``N ≤ max(exact_max_n, proof_max_n)``); else the numbers are Lanczos
+        estimates (possibly too optimistic), not certificates.
 
     Raises:
         ConfigError: on a non-positive ``steps``/``lanczos_iters``/``lr`` or mismatched shapes.
     """
-    if steps < 0 or lanczos_iters < 1 or not lr > 0 or exact_max_n < 0:
+    if steps < 0 or lanczos_iters < 1 or not lr > 0 or exact_max_n < 0 or proof_max_n < 0:
         raise ConfigError(
-            f"sdp needs steps >= 0, lanczos_iters >= 1, lr > 0 and exact_max_n >= 0; got "
-            f"steps={steps}, lanczos_iters={lanczos_iters}, lr={lr}, exact_max_n={exact_max_n}"
+            "sdp needs steps >= 0, lanczos_iters >= 1, lr > 0, exact_max_n >= 0 and "
+            f"proof_max_n >= 0; got steps={steps}, lanczos_iters={lanczos_iters}, lr={lr}, "
+            f"exact_max_n={exact_max_n}, proof_max_n={proof_max_n}"
         )
     net = net.detach()
     points = lower.shape[0]
@@ -690,10 +709,11 @@ def sdp_points(
         problem64 = SdpProblem.concat(pieces64)
         upper_bound = _ibp_value(problem64)
     exact = problem64.n <= exact_max_n
+    provable = problem64.n <= max(exact_max_n, proof_max_n)
     result = None
     if deadline is None or not deadline.passed:
         prove = None
-        if stop_when_certified and exact:
+        if stop_when_certified and provable:
 
             def prove(rows, duals, aim):  # noqa: E306
                 return proven_upper(problem64.select(rows), duals, aim)
@@ -715,20 +735,25 @@ def sdp_points(
                 if stop_at_failure and failed:
                     upper_bound[b] = math.inf  # a lower bound of -inf: not evaluated
                     continue
+                row = problem64.select([b])
                 if result is not None and exact:
-                    row = problem64.select([b])
                     candidates = [result.best] if steps == 0 else [result.best, result.last]
                     for duals in candidates:
                         if deadline is not None and deadline.left < _eigh_seconds(row.n):
                             break  # an eigendecomposition cannot be interrupted
                         found = exact_upper(row, duals.select([b]))[0]
                         upper_bound[b] = min(upper_bound[b], found)
+                elif result is not None and provable:
+                    if deadline is None or deadline.left >= _eigh_seconds(row.n) / 4:
+                        aims = result.estimate[b] + torch.tensor(PROOF_SLACKS, dtype=f64)
+                        found = proven_upper(row, result.best.select([b]), aims[None])[0]
+                        upper_bound[b] = min(upper_bound[b], found)
                 elif result is not None:
                     upper_bound[b] = min(upper_bound[b], result.estimate[b])
                 failed = bool(upper_bound[b] >= 0)
     rows = (-upper_bound * problem64.scale).reshape(points, per_point)
     # Computed in float64; rounded down, not to nearest, into the network's dtype.
-    return round_down(rows, lower.dtype).to(lower.device), exact
+    return round_down(rows, lower.dtype).to(lower.device), provable
 
 
 def sdp_rows(
@@ -776,6 +801,7 @@ def _sdp(
     lr: Annotated[float, Field(gt=0)] = 1.0,
     lanczos_iters: Annotated[int, Field(ge=1)] = 30,
     exact_max_n: Annotated[int, Field(ge=0)] = 4000,
+    proof_max_n: Annotated[int, Field(ge=0)] = 12000,
     seed: int = 0,
     pre_bounds: list[tuple[Tensor, Tensor]] | None = None,
     intermediate: Literal["ibp", "crown"] = "crown",
@@ -795,6 +821,7 @@ def _sdp(
         lr=lr,
         lanczos_iters=lanczos_iters,
         exact_max_n=exact_max_n,
+        proof_max_n=proof_max_n,
         seed=seed,
         pre_bounds=pre_bounds,
         intermediate=intermediate,
