@@ -149,7 +149,8 @@ def backward_bound(
         ``(batch, m)`` lower bounds.
     """
     batch = lower.shape[0]
-    lam = C if C.dim() == 3 else C.unsqueeze(0).expand(batch, *C.shape)
+    shared = C.dim() == 2
+    lam = C if not shared else C.unsqueeze(0).expand(batch, *C.shape)
     const = torch.zeros(lam.shape[:2], dtype=lam.dtype, device=lam.device)
     if d is not None:
         const = const + d
@@ -159,7 +160,11 @@ def backward_bound(
     if tally is not None:
         with torch.no_grad():
             tally.affine(layer, lam, _input_size(net, depth, lower, upper, bounds))
-    lam = layer.backward(lam)
+    if shared:
+        # Rows shared by the batch (a layer's ±e_k): their first product once, not per box.
+        lam = layer.backward(C).unsqueeze(0).expand(batch, -1, -1)
+    else:
+        lam = layer.backward(lam)
     for j in range(depth - 1, -1, -1):
         lb, ub = bounds[j]
         slope, intercept, adaptive = _relu_lines(lb, ub)
