@@ -160,11 +160,8 @@ def backward_bound(
     if tally is not None:
         with torch.no_grad():
             tally.affine(layer, lam, _input_size(net, depth, lower, upper, bounds))
-    if shared:
-        # Rows shared by the batch (a layer's ±e_k): their first product once, not per box.
-        lam = layer.backward(C).unsqueeze(0).expand(batch, -1, -1)
-    else:
-        lam = layer.backward(lam)
+    # Rows shared by the batch (a layer's ±e_k) go through their first layer once, not per box.
+    lam = layer.backward(C).unsqueeze(0).expand(batch, -1, -1) if shared else layer.backward(lam)
     for j in range(depth - 1, -1, -1):
         lb, ub = bounds[j]
         slope, intercept, adaptive = _relu_lines(lb, ub)
