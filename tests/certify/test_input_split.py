@@ -64,3 +64,17 @@ def identity_gap_net(n_inputs):
         model[2].weight.copy_(torch.tensor([[1.0, -1.0, -1.0], [0.0, 0.0, 0.0]]))
         model[2].bias.copy_(torch.tensor([2.2, 0.0]))
     return from_module(model, (n_inputs,))
+
+
+def test_splits_go_where_the_bound_is_loose_not_along_the_widest_input():
+    # y_0 − y_1 = 0.2 everywhere, and only x_0 reaches the ReLUs whose relaxation hides it;
+    # x_1 and x_2 are a hundred times wider but do not matter. Halving x_0 is what raises the
+    # bound, so a handful of sub-boxes decide it (splitting the widest input would take
+    # thousands before x_0 came up).
+    net = identity_gap_net(3)
+    box = Box(torch.tensor([-1.0, 0.0, 0.0]), torch.tensor([1.0, 100.0, 100.0]))
+    result = search(net, box, OutputProperty.margin(0, 2), timeout=20, method="input",
+                    attack_restarts=0)  # fmt: skip
+    assert result.status == "holds", result.detail
+    visited = int(result.detail.split("input splitting, ")[1].split()[0])
+    assert visited <= 16, result.detail
