@@ -7,6 +7,8 @@ the Lagrangian, a dense eigensolver, sampled and attacked inputs.
 
 from __future__ import annotations
 
+import math
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -474,6 +476,30 @@ def test_rows_that_leave_the_batch_leave_the_others_unchanged(monkeypatch):
     assert sound and 300 < len(steps) < 600  # the first row left early, the second did not
     assert 0 < float(early[0, 0]) <= float(full[0, 0]) + 1e-9
     assert float(early[1, 0]) == pytest.approx(float(full[1, 0]), abs=1e-7)
+
+
+def test_a_hopeless_row_gives_up_its_whole_point_and_leaves_the_others_unchanged(monkeypatch):
+    # Three points of two rows; the middle point's first row is 5 below zero everywhere
+    # (hopeless), every other row holds with room to spare. With give_up the middle point's
+    # two rows leave together at the second look; the others run every step, to the bounds
+    # they reach without it (float64: a batch's size cannot change the rounding).
+    monkeypatch.setattr(sdp, "OPTIMISE_DTYPE", F64)
+    net = tiny_net([2, 4, 4, 3], seed=0)
+    boxes = [box_around(2, seed, 0.2) for seed in (0, 1, 2)]
+    lower = torch.stack([lo for lo, _ in boxes])
+    upper = torch.stack([hi for _, hi in boxes])
+    C = MARGINS[0].expand(3, -1, -1)
+    d = torch.tensor([[9.0, 9.0], [-5.0, 9.0], [9.0, 9.0]], dtype=F64)
+    steps = 200
+    full, _ = sdp.sdp_points(net, lower, upper, C, d, steps=steps, lr=3.0)
+    assert float(full[1, 0]) < 0 < float(full[[0, 2]].min())
+    counted = count_steps(monkeypatch)
+    quick, sound = sdp.sdp_points(net, lower, upper, C, d, steps=steps, lr=3.0, give_up=True)
+    first_look = math.ceil(sdp.GIVE_UP_FROM * steps)
+    assert sound and len(counted) == 4 * steps + 2 * (first_look + sdp.CHECK_EVERY + 1)
+    torch.testing.assert_close(quick[[0, 2]], full[[0, 2]], rtol=0, atol=1e-9)
+    assert float(quick[1, 0]) <= exact_min(net, lower[1], upper[1], C[1, 0], d[1, 0]) + 1e-7
+    assert float(quick[1, 0]) <= float(full[1, 0]) + 1e-9  # fewer steps: a looser bound
 
 
 def test_certified_accuracy_batches_points_and_agrees_with_one_point_at_a_time(monkeypatch):

@@ -73,6 +73,12 @@ CHECK_EVERY = 50
 PROOF_SLACKS = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 """Above ``exact_max_n``: how far above the optimisation's estimate (on a row scaled so its IBP
 slack is one) the certificate is tried, in turn, until a Cholesky factorisation proves one."""
+GIVE_UP_FROM = 0.25
+"""With ``give_up``: the share of the steps run before any row may be given up."""
+GIVE_UP_HOPE = 2.0
+"""With ``give_up``: a row is hopeless when its best estimate stays above zero even if, for
+every ``check_every`` steps left, it improved this many times as much as over the last
+``check_every`` (a generous extrapolation: the annealed step size only slows it down)."""
 OPTIMISE_DTYPE = torch.float32
 """The dtype the duals are optimised in: any duals give a valid bound, and the certificate is
 recomputed in float64, so the optimisation needs no more digits (and runs twice as fast)."""
@@ -511,6 +517,7 @@ def optimise_rows(
     deadline: Deadline | None = None,
     prove: Callable[[Tensor, SdpDuals, Tensor], Tensor] | None = None,
     check_every: int = CHECK_EVERY,
+    give_up: Tensor | None = None,
 ) -> Optimised:
     """Adam on every row's duals from the IBP initialisation, projected to the feasible set.
 
@@ -520,7 +527,11 @@ def optimise_rows(
     ``inf``, e.g. :func:`proven_upper`), once a row's estimate says it holds (below zero) a
     proof of half that estimate is tried, at most every ``check_every`` steps, and a row
     proven below zero leaves the batch: it is certified, and further steps would only tighten
-    a bound nobody needs. ``λ_min`` is exact (a dense ``eigh``) when
+    a bound nobody needs. With ``give_up`` (``(B,)``, the group of each row, e.g. its point),
+    every ``check_every`` steps after ``GIVE_UP_FROM`` of them a row whose estimate is not
+    going to reach zero (``GIVE_UP_HOPE``) leaves the batch with every row of its group: a
+    point whose margins must all hold fails with one row, and its other rows' steps are saved.
+    ``λ_min`` is exact (a dense ``eigh``) when
     ``N ≤ max(lanczos_iters, DENSE_MAX_N)`` and from Lanczos otherwise; Lanczos starts from the
     previous eigenvector plus noise, which tracks the slowly moving minimum eigenvector and
     still explores the rest of the space. The optimisation stops early when the deadline
@@ -540,7 +551,8 @@ def optimise_rows(
     dtype, device = problem.centre[0].dtype, problem.centre[0].device
     rows = torch.arange(problem.batch)  # the active rows' places in the batch
     previous: Tensor | None = None
-    last_check = -check_every
+    last_check = last_look = -check_every
+    looked: Tensor | None = None  # every row's best estimate at the previous look
     for step in range(steps):
         if deadline is not None and deadline.passed:
             break
@@ -577,13 +589,22 @@ def optimise_rows(
             done = tried[bounds < 0]
             proven[rows[done]] = bounds[bounds < 0]
             last.put(rows[done], checked.select(bounds < 0))
+        keep = torch.ones(len(rows), dtype=torch.bool)
+        keep[done] = False
+        if give_up is not None and step >= GIVE_UP_FROM * steps and step - last_look >= check_every:
+            if looked is not None:
+                now = best_value[rows]
+                gained = (looked[rows] - now).clamp(min=0)
+                hopeless = now - GIVE_UP_HOPE * gained * (steps - step) / (step - last_look) > 0
+                leaving = torch.isin(give_up[rows], give_up[rows[hopeless]]) & keep
+                last.put(rows[leaving], duals.select(leaving))
+                keep &= ~leaving
+            last_look, looked = step, best_value.clone()
         optimiser.zero_grad()
         value.sum().backward()
         optimiser.step()
         _project(duals)
-        if len(done):  # proven rows leave the batch
-            keep = torch.ones(len(rows), dtype=torch.bool)
-            keep[done] = False
+        if not bool(keep.all()):  # proven rows, and given-up groups, leave the batch
             if not bool(keep.any()):
                 return Optimised(best, best_value, last, proven)
             rows, problem, previous = rows[keep], problem.select(keep), previous[keep]
@@ -612,6 +633,7 @@ def sdp_points(
     intermediate: Literal["ibp", "crown"] = "ibp",
     stop_at_failure: bool = False,
     stop_when_certified: bool = False,
+    give_up: bool = False,
     rounding: bool = False,
     deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
@@ -656,6 +678,12 @@ def sdp_points(
             (tried at most every ``CHECK_EVERY`` steps, once the estimate says so): its bound
             is then a certificate above zero, not the tightest one (enough to certify, much
             cheaper).
+        give_up: once one of a point's rows looks hopeless (its estimate is not going to
+            reach zero even at an optimistic rate; ``GIVE_UP_FROM``, ``GIVE_UP_HOPE``), all the
+            point's rows leave the optimisation with the bounds reached so far (still valid,
+            looser). For deciding margin properties with ``stop_at_failure``: a heuristic that
+            saves the steps of points that will not be certified, and may lose a point the
+            remaining steps would have certified.
         rounding: the network is below float64; see the module docstring.
         deadline: optimisation stops when it passes; rows keep the best bound proven by then
             (their IBP value at the least).
@@ -719,10 +747,11 @@ def sdp_points(
                 return proven_upper(problem64.select(rows), duals, aim)
 
         work = SdpProblem.concat(pieces).to(OPTIMISE_DTYPE)
+        groups = torch.arange(points).repeat_interleave(C.shape[1]) if give_up else None
         with torch.enable_grad():
             result = optimise_rows(
                 work, steps=steps, lr=lr, lanczos_iters=lanczos_iters,
-                generator=generator, deadline=deadline, prove=prove,
+                generator=generator, deadline=deadline, prove=prove, give_up=groups,
             )  # fmt: skip
     per_point = C.shape[1]
     with torch.no_grad():
@@ -807,6 +836,7 @@ def _sdp(
     intermediate: Literal["ibp", "crown"] = "crown",
     stop_at_failure: bool = False,
     stop_when_certified: bool = False,
+    give_up: bool = False,
     rounding: bool = False,
     deadline: Deadline | None = None,
 ) -> tuple[Tensor, bool]:
@@ -827,6 +857,7 @@ def _sdp(
         intermediate=intermediate,
         stop_at_failure=stop_at_failure,
         stop_when_certified=stop_when_certified,
+        give_up=give_up,
         rounding=rounding,
         deadline=deadline,
     )
