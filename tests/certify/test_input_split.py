@@ -78,3 +78,26 @@ def test_splits_go_where_the_bound_is_loose_not_along_the_widest_input():
     assert result.status == "holds", result.detail
     visited = int(result.detail.split("input splitting, ")[1].split()[0])
     assert visited <= 16, result.detail
+
+
+def test_alpha_crown_closes_sub_boxes_crown_leaves_open(monkeypatch):
+    # On this network CROWN cannot rule out the whole box, and a few α-CROWN steps can: the
+    # search then decides at its first sub-box. Without the α-CROWN tier it has to split.
+    from stalwart.certify import input_split
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                          nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))  # fmt: skip
+    net = from_module(model, (3,))
+    centre = torch.full((3,), 0.5)
+    prop = OutputProperty.margin(int(net(centre).argmax()), 4)
+
+    def visited() -> int:
+        result = search(net, Box(centre - 0.5, centre + 0.5), prop, timeout=30, method="input",
+                        attack_restarts=0)  # fmt: skip
+        assert result.status == "holds", result.detail
+        return int(result.detail.split("input splitting, ")[1].split()[0])
+
+    assert visited() == 1
+    monkeypatch.setattr(input_split, "ALPHA_STEPS", 0)  # CROWN alone
+    assert visited() > 1
