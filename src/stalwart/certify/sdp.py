@@ -70,10 +70,14 @@ DENSE_MAX_N = 256
 CHECK_EVERY = 50
 """With ``stop_when_certified``: the fewest optimisation steps between two rounds of proofs
 (each a dense float64 matrix and its Cholesky factorisation per row checked)."""
+PROOF_AIM = 0.05
+"""With ``stop_when_certified``: the share of a row's (negative) running estimate a Cholesky
+proof aims at. The estimate is optimistic (Lanczos over-estimates ``λ_min``) and any bound
+below zero certifies, so the aim sits near zero, where a proof succeeds soonest."""
 PROOF_SLACKS = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 """Above ``exact_max_n``: how far above the optimisation's estimate (on a row scaled so its IBP
 slack is one) the certificate is tried, in turn, until a Cholesky factorisation proves one."""
-GIVE_UP_FROM = 0.25
+GIVE_UP_FROM = 0.6
 """With ``give_up``: the share of the steps run before any row may be given up."""
 GIVE_UP_HOPE = 2.0
 """With ``give_up``: a row is hopeless when its best estimate stays above zero even if, for
@@ -525,8 +529,8 @@ def optimise_rows(
 
     With ``prove`` (``prove(rows, duals, aim)``: bounds of those rows of the batch, proven or
     ``inf``, e.g. :func:`proven_upper`), once a row's estimate says it holds (below zero) a
-    proof of half that estimate is tried, at most every ``check_every`` steps, and a row
-    proven below zero leaves the batch: it is certified, and further steps would only tighten
+    proof of ``PROOF_AIM`` of that estimate is tried, at most every ``check_every`` steps, and
+    a row proven below zero leaves the batch: it is certified, and further steps would only tighten
     a bound nobody needs. With ``give_up`` (``(B,)``, the group of each row, e.g. its point),
     every ``check_every`` steps after ``GIVE_UP_FROM`` of them a row whose estimate is not
     going to reach zero (``GIVE_UP_HOPE``) leaves the batch with every row of its group: a
@@ -585,7 +589,7 @@ def optimise_rows(
             last_check = step
             tried = torch.nonzero(holds)[:, 0]
             checked = duals.select(tried)
-            bounds = prove(rows[tried], checked, current[tried] / 2)
+            bounds = prove(rows[tried], checked, current[tried] * PROOF_AIM)
             done = tried[bounds < 0]
             proven[rows[done]] = bounds[bounds < 0]
             last.put(rows[done], checked.select(bounds < 0))
