@@ -78,11 +78,13 @@ PROOF_SLACKS = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 """Above ``exact_max_n``: how far above the optimisation's estimate (on a row scaled so its IBP
 slack is one) the certificate is tried, in turn, until a Cholesky factorisation proves one."""
 GIVE_UP_FROM = 0.6
-"""With ``give_up``: the share of the steps run before any row may be given up."""
+"""With ``give_up``: the share of the steps run before any row may be given up. Progress is
+not smooth: rows that end proven often stall for a while first, and from a quarter of the
+steps the rule lost most of the points it should have kept (``docs/results.md``)."""
 GIVE_UP_HOPE = 2.0
 """With ``give_up``: a row is hopeless when its best estimate stays above zero even if, for
 every ``check_every`` steps left, it improved this many times as much as over the last
-``check_every`` (a generous extrapolation: the annealed step size only slows it down)."""
+``check_every``."""
 OPTIMISE_DTYPE = torch.float32
 """The dtype the duals are optimised in: any duals give a valid bound, and the certificate is
 recomputed in float64, so the optimisation needs no more digits (and runs twice as fast)."""
