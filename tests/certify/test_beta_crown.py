@@ -244,3 +244,55 @@ def test_conjunctions_of_different_lengths_are_decided_in_one_search_as_the_milp
             assert prop.violated_by(net(found.counterexample))
         seen.add(found.status)
     assert seen == {"holds", "violated"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_child_keeps_its_parents_bounds_up_to_its_split_and_needs_fresh_ones_above(seed):
+    # Branch and bound bounds a child's layers up to the one it splits from its parent's
+    # bounds, with no backward pass (`reuse`); that must equal computing them afresh.
+    net, lo, hi, _, _, _ = case(seed, sizes=(4, 12, 12, 12, 3), eps=0.4)
+    root = [(lb[None], ub[None]) for lb, ub in crown_layer_bounds(net, lo, hi)[:-1]]
+    lo2, hi2 = lo.expand(2, -1), hi.expand(2, -1)
+    stale_above = 0
+    for j, (lb, ub) in enumerate(root):
+        unstable = ((lb[0] < 0) & (ub[0] > 0)).nonzero().flatten()
+        if not len(unstable):
+            continue
+        fixed = [torch.zeros(2, w, dtype=F64) for w in net.hidden_sizes]
+        fixed[j][:, unstable[0]] = torch.tensor([1.0, -1.0], dtype=F64)
+        fresh = crown_layer_bounds(net, lo2, hi2, reference=root, fixed=fixed)
+        reused = crown_layer_bounds(net, lo2, hi2, reference=root, reuse=j + 1, fixed=fixed)
+        for (fl, fu), (rl, ru) in zip(fresh, reused, strict=True):
+            torch.testing.assert_close(rl, fl, rtol=0, atol=1e-12)
+            torch.testing.assert_close(ru, fu, rtol=0, atol=1e-12)
+        if j + 1 < len(root):
+            # Reusing one layer more would keep bounds the split tightens.
+            stale = crown_layer_bounds(net, lo2, hi2, reference=root, reuse=j + 2, fixed=fixed)
+            stale_above += int(not torch.equal(stale[j + 1][1], fresh[j + 1][1]))
+    assert stale_above > 0
+
+
+def test_units_the_reference_finds_stable_get_no_crown_rows(monkeypatch):
+    import stalwart.certify.crown as crown
+
+    net, lo, hi, _, _, _ = case(1, sizes=(4, 16, 16, 16, 3), eps=0.4)
+    rows = {}
+    backward_bound = crown.backward_bound
+
+    def counted(net, depth, lower, upper, C, *args, **kwargs):
+        rows[depth] = C.shape[-2]
+        return backward_bound(net, depth, lower, upper, C, *args, **kwargs)
+
+    monkeypatch.setattr(crown, "backward_bound", counted)
+    own = crown_layer_bounds(net, lo, hi)
+    rows_own = dict(rows)
+    # CROWN's own bounds as the reference (in branch and bound, the parent's): the units they
+    # find stable need no rows, and the answer does not change.
+    rows.clear()
+    again = crown_layer_bounds(net, lo, hi, reference=own[:-1])
+    for i, (lb, ub) in enumerate(own[1:-1], start=1):
+        assert rows[i] == 2 * int(((lb < 0) & (ub > 0)).sum())
+    assert sum(rows.values()) < sum(rows_own.values())
+    for (al, au), (ol, ou) in zip(again, own, strict=True):
+        torch.testing.assert_close(al, ol, rtol=0, atol=1e-12)
+        torch.testing.assert_close(au, ou, rtol=0, atol=1e-12)

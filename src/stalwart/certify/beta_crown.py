@@ -16,8 +16,9 @@ optimised jointly by projected Adam steps and the best value seen per row is kep
 ``β`` closes the Lagrangian duality gap: the bound tends to the exact minimum (an LP).
 
 Intermediate bounds: per subdomain, CROWN's layer bounds with the split units' bounds clipped
-at zero (``crown_layer_bounds(fixed=...)``), intersected with the root's; both are sound on the
-subdomain. An empty subdomain (some lower bound above its upper bound) gets ``+inf``.
+at zero (``crown_layer_bounds(fixed=...)``), intersected with the parent's (or the root's); both
+are sound on the subdomain, and units already stable there get no CROWN rows. An empty
+subdomain (some lower bound above its upper bound) gets ``+inf``.
 
 Everything runs on one batch of subdomains: tensors are ``(batch, rows, width)``. Bounds are
 computed without rounding allowances, so they are certificates for float64 networks (as
@@ -144,6 +145,7 @@ def beta_crown(
     splits: list[Tensor],
     *,
     root_bounds: LayerBounds | None = None,
+    unchanged: int = 0,
     alphas: list[Tensor] | None = None,
     betas: list[Tensor] | None = None,
     steps: int = 20,
@@ -162,8 +164,11 @@ def beta_crown(
         d: offsets ``(m,)``, or ``(batch, m)``.
         splits: per hidden layer ``(batch, width)`` with ``+1`` (unit constrained active),
             ``−1`` (inactive) or ``0``; one subdomain per batch entry.
-        root_bounds: sound layer bounds on the whole box (``(width,)`` each), intersected with
-            each subdomain's own.
+        root_bounds: sound layer bounds on the whole box (``(width,)`` each) or on each
+            subdomain (``(batch, width)``: the parents'), intersected with each subdomain's
+            own; units they find stable are not bounded again.
+        unchanged: the first hidden layers whose ``root_bounds`` are taken as they are, with
+            no backward pass (the parents' bounds below every child's new split).
         alphas: warm-start lower slopes per hidden layer, broadcastable to
             ``(batch, m, width)`` (clipped to ``[0, 1]``); default CROWN's adaptive slopes.
         betas: warm-start multipliers, same shapes (clipped at 0); default 0.
@@ -203,13 +208,13 @@ def beta_crown(
     hi = upper.detach().reshape(1, -1).expand(batch, -1)
     signs = [s.to(device=device, dtype=dtype) for s in splits]
     with torch.no_grad():
-        bounds = crown_layer_bounds(net, lo, hi, fixed=signs, deadline=deadline)[:-1]
+        # The root's (or parent's) bounds hold on the subdomain too: every bound is clipped
+        # to them, and units they find stable are not bounded again.
+        reference = None
         if root_bounds is not None:
-            # Both are sound on the subdomain, so their intersection is too.
-            bounds = [
-                (torch.maximum(lb, rl.to(dtype)), torch.minimum(ub, ru.to(dtype)))
-                for (lb, ub), (rl, ru) in zip(bounds, root_bounds, strict=False)
-            ]
+            reference = [(rl.to(dtype), ru.to(dtype)) for rl, ru in root_bounds[: len(hidden)]]
+        bounds = crown_layer_bounds(net, lo, hi, reference=reference, reuse=unchanged,
+                                    fixed=signs, deadline=deadline)[:-1]  # fmt: skip
         empty = torch.zeros(batch, dtype=torch.bool, device=device)
         for lb, ub in bounds:
             empty |= (lb > ub).any(1)

@@ -191,12 +191,27 @@ def backward_bound(
     return value
 
 
+def _intersect(interval: LayerBounds | None, reference: LayerBounds, batch: int) -> LayerBounds:
+    """``reference`` (per layer ``(width,)`` or ``(batch, width)``) clipped to ``interval``."""
+    both = []
+    for i, (rl, ru) in enumerate(reference):
+        rl, ru = rl.expand(batch, -1), ru.expand(batch, -1)
+        if interval is not None:
+            rl, ru = torch.maximum(rl, interval[i][0]), torch.minimum(ru, interval[i][1])
+        both.append((rl, ru))
+    if interval is not None:
+        both += interval[len(reference) :]
+    return both
+
+
 def crown_layer_bounds(
     net: Network,
     lower: Tensor,
     upper: Tensor,
     *,
     intersect_ibp: bool = True,
+    reference: LayerBounds | None = None,
+    reuse: int = 0,
     fixed: list[Tensor] | None = None,
     rounding: bool = False,
     deadline: Deadline | None = None,
@@ -204,13 +219,22 @@ def crown_layer_bounds(
     """CROWN bounds on the pre-activations of every layer, for inputs ``(batch, n)``.
 
     Layer ``i``'s bounds come from a backward pass of the rows ``±e_k`` through the layers
-    below it, using the bounds already found for those layers.
+    below it, using the bounds already found for those layers. Units that the interval bounds
+    (or ``reference``) already find stable in every box get no rows: their relaxation is exact
+    whatever their bounds, so CROWN is spent on the rest.
 
     Args:
         net: the network.
         lower: input lower bounds ``(batch, n)`` (or ``(n,)``, one box).
         upper: input upper bounds, same shape.
         intersect_ibp: also clip each layer's bounds to its interval bounds (sound, tighter).
+        reference: sound bounds already known on these boxes, ``(width,)`` or
+            ``(batch, width)`` for some first layers (branch and bound: the parent
+            subdomain's); every bound is clipped to them, and units they find stable are
+            not bounded again.
+        reuse: the first ``reuse`` layers keep ``reference``'s bounds without a backward
+            pass, for a caller that knows CROWN would find them no tighter (branch and bound:
+            a child's layers up to the one split last are bounded as in its parent).
         fixed: optional per hidden layer ``(batch, width)`` tensors with ``+1`` (unit known
             active), ``−1`` (known inactive) or ``0``; a subdomain of branch and bound. The
             bounds of such units are clipped at zero before the next layers use them, so an
@@ -224,19 +248,26 @@ def crown_layer_bounds(
     single = lower.dim() == 1
     if single:
         lower, upper = lower[None], upper[None]
+    if reuse > (0 if reference is None else len(reference)):
+        raise ConfigError(f"reuse={reuse} needs reference bounds for that many layers")
     interval = ibp_layer_bounds(net, lower, upper, rounding=rounding) if intersect_ibp else None
+    if reference is not None:
+        interval = _intersect(interval, reference, lower.shape[0])
     bounds: LayerBounds = []
     for i, layer in enumerate(net.layers):
         check(deadline, "CROWN's layer bounds")
-        if i == 0:
+        if i < reuse:
+            lb, ub = interval[i]
+        elif i == 0:
             # One affine map: interval arithmetic is already exact (up to rounding).
             lb, ub = _interval(layer, lower, upper, rounding)
         else:
             width = layer.out_features
             eye = torch.eye(width, dtype=lower.dtype, device=lower.device)
-            if interval is not None and i < len(net.layers) - 1:
-                # Units that IBP already finds stable are relaxed exactly whatever their
-                # bounds, so CROWN is spent only on the rest (of any box in the batch).
+            known = interval is not None and i < min(len(interval), len(net.layers) - 1)
+            if known:
+                # Units already known stable are relaxed exactly whatever their bounds, so
+                # CROWN is spent only on the rest (of any box in the batch).
                 il, iu = interval[i]
                 unstable = (il < 0) & (iu > 0)
                 eye = eye[unstable.any(0)]
@@ -245,7 +276,7 @@ def crown_layer_bounds(
                 rows = torch.cat([eye, -eye])
                 both = backward_bound(net, i, lower, upper, rows, None, bounds,
                                       rounding=rounding)  # fmt: skip
-            if interval is not None and i < len(net.layers) - 1:
+            if known:
                 lb, ub = interval[i][0].clone(), interval[i][1].clone()
                 if half:
                     # Per box, so that a box's bounds do not depend on the rest of the batch.
@@ -255,7 +286,7 @@ def crown_layer_bounds(
                     ub[:, picked] = torch.where(chosen, -both[:, half:], ub[:, picked])
             else:
                 lb, ub = both[:, :half], -both[:, half:]
-        if interval is not None:
+        if interval is not None and i < len(interval):
             lb, ub = torch.maximum(lb, interval[i][0]), torch.minimum(ub, interval[i][1])
         if fixed is not None and i < len(fixed):
             lb = torch.where(fixed[i] > 0, lb.clamp(min=0), lb)

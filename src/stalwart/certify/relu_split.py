@@ -14,6 +14,9 @@ ruled out). Each round pops up
 to ``batch`` of them, splits each on the unit its last bound scored highest
 (:func:`beta_crown.intercept_scores`), and bounds all the children in one batched β-CROWN call,
 warm-started from the parent's α and β (Wang et al. §3.2: the parent's optimum is a good start).
+A child's layer bounds start from its parent's, which hold on it: the layers up to its new
+split keep them (its relaxation there is the parent's, so CROWN would find them again), and
+only the layers above are bounded anew, for the units the parent left unstable.
 A child with some row's lower bound above zero is ruled out. The children's primal candidates
 (the inputs minimising their linear bounds) are checked, and a short gradient attack starts
 from the most promising ones, so counterexamples turn up while the tree is still small. A child
@@ -51,15 +54,17 @@ below zero everywhere, which never rules a subdomain out (and never leads its br
 
 @dataclass
 class _Domain:
-    """An open subdomain of conjunction ``k``: its splits, warm starts and the unit to split next.
+    """An open subdomain of conjunction ``k``: splits, warm starts, bounds, next unit to split.
 
-    α and β are kept in float32 to save memory; any values are sound once projected.
+    α and β are kept in float32 to save memory; any values are sound once projected. The layer
+    bounds stay in float64: they hold on every child, which starts from them.
     """
 
     k: int
     splits: list[Tensor]
     alphas: list[Tensor]
     betas: list[Tensor]
+    bounds: LayerBounds
     branch: tuple[int, int]
 
 
@@ -72,6 +77,31 @@ def _stacked(conjunctions: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]
         Cs.append(torch.cat([C, C.new_zeros(pad, C.shape[1])]))
         ds.append(torch.cat([d, d.new_full((pad,), PAD_OFFSET)]))
     return torch.stack(Cs), torch.stack(ds)
+
+
+def _children(parents: list[_Domain], depth: int):
+    """Both children of each parent, stacked: conjunctions, splits, warm starts, bounds.
+
+    The layer bounds are the parents': they hold on the children, tighter than the root's.
+    """
+    ks, splits, alphas, betas = [], [], [], []
+    for parent in parents:
+        layer, unit = parent.branch
+        for side in (1, -1):
+            child = [s.clone() if j == layer else s for j, s in enumerate(parent.splits)]
+            child[layer][unit] = side
+            ks.append(parent.k)
+            splits.append(child)
+            alphas.append(parent.alphas)
+            betas.append(parent.betas)
+
+    def stack(per_child: list[list[Tensor]]) -> list[Tensor]:
+        return [torch.stack([c[j] for c in per_child]) for j in range(depth)]
+
+    pairs = [p.bounds for p in parents for _ in (1, -1)]
+    known = list(zip(stack([[lb for lb, _ in b] for b in pairs]),
+                     stack([[ub for _, ub in b] for b in pairs]), strict=True))  # fmt: skip
+    return torch.tensor(ks), stack(splits), stack(alphas), stack(betas), known
 
 
 def _best_units(result: SplitBounds) -> list[tuple[int, int] | None]:
@@ -137,9 +167,10 @@ def relu_split_search(
     undecided = 0
     C_all, d_all = _stacked(conjunctions)
 
-    def bound(ks: Tensor, splits, alphas=None, betas=None) -> SplitBounds:
-        return beta_crown(net, lo, hi, C_all[ks], d_all[ks], splits, root_bounds=root_bounds,
-                          alphas=alphas, betas=betas, steps=steps, deadline=deadline)  # fmt: skip
+    def bound(ks: Tensor, splits, alphas=None, betas=None, known=root_bounds, unchanged=0):
+        return beta_crown(net, lo, hi, C_all[ks], d_all[ks], splits, root_bounds=known,
+                          unchanged=unchanged, alphas=alphas, betas=betas, steps=steps,
+                          deadline=deadline)  # fmt: skip
 
     def settle(result: SplitBounds, ks: Tensor, splits: list[Tensor]):
         """Rule out, check, attack and queue the bounded subdomains; maybe an answer."""
@@ -163,8 +194,8 @@ def relu_split_search(
         for i in open_.tolist():
             k = int(ks[i])
             own = [s[i] for s in splits]
+            own_bounds = [(lb[i], ub[i]) for lb, ub in result.layer_bounds]
             if units[i] is None:
-                own_bounds = [(lb[i], ub[i]) for lb, ub in result.layer_bounds]
                 leaf_value, point = exact[k]([s.cpu().numpy() for s in own], own_bounds)
                 if leaf_value is None:
                     reason = "time out" if deadline.passed else "the LP solver failed"
@@ -181,6 +212,7 @@ def relu_split_search(
                 own,
                 [a[i].float() for a in result.alphas],
                 [b[i].float() for b in result.betas],
+                own_bounds,
                 units[i],
             )
             heapq.heappush(queue, (float(value[i]), next(counter), domain))
@@ -213,31 +245,18 @@ def relu_split_search(
         if len(queue) > max_domains:
             return "unknown", None, f"more than {max_domains} subdomains open"
         parents = [heapq.heappop(queue)[2] for _ in range(min(batch, len(queue)))]
-        splits = [[] for _ in hidden]
-        alphas = [[] for _ in hidden]
-        betas = [[] for _ in hidden]
-        children_k = []
-        for parent in parents:
-            layer, unit = parent.branch
-            for side in (1, -1):
-                children_k.append(parent.k)
-                for j in range(len(hidden)):
-                    s = parent.splits[j]
-                    if j == layer:
-                        s = s.clone()
-                        s[unit] = side
-                    splits[j].append(s)
-                    alphas[j].append(parent.alphas[j])
-                    betas[j].append(parent.betas[j])
-        splits = [torch.stack(s) for s in splits]
-        alphas = [torch.stack(a) for a in alphas]
-        betas = [torch.stack(b) for b in betas]
-        ks = torch.tensor(children_k, device=device)
-        result = bound(ks, splits, alphas, betas)
-        explored += len(splits[0])
-        answer = settle(result, ks, splits)
-        if answer is not None:
-            return answer
+        # Up to the layer of a child's new split its relaxation is its parent's, where CROWN
+        # would find the same bounds again: children are bounded in groups by that layer, and
+        # only the layers above it are bounded anew.
+        parents.sort(key=lambda parent: parent.branch[0])
+        for layer, group in itertools.groupby(parents, key=lambda parent: parent.branch[0]):
+            ks, splits, alphas, betas, known = _children(list(group), len(hidden))
+            ks = ks.to(device)
+            result = bound(ks, splits, alphas, betas, known, layer + 1)
+            explored += len(splits[0])
+            answer = settle(result, ks, splits)
+            if answer is not None:
+                return answer
     if undecided:
         return "unknown", None, f"{undecided} subdomains tie with the unsafe boundary"
     return "holds", None, f"branch and bound (β-CROWN) closed {explored} subdomains"
