@@ -277,13 +277,13 @@ def test_units_the_reference_finds_stable_get_no_crown_rows(monkeypatch):
 
     net, lo, hi, _, _, _ = case(1, sizes=(4, 16, 16, 16, 3), eps=0.4)
     rows = {}
-    backward_bound = crown.backward_bound
+    pair_bound = crown._pair_bound
 
-    def counted(net, depth, lower, upper, C, *args, **kwargs):
-        rows[depth] = C.shape[-2]
-        return backward_bound(net, depth, lower, upper, C, *args, **kwargs)
+    def counted(net, depth, lower, upper, units, bounds):
+        rows[depth] = 2 * len(units)  # each unit's ±e_k
+        return pair_bound(net, depth, lower, upper, units, bounds)
 
-    monkeypatch.setattr(crown, "backward_bound", counted)
+    monkeypatch.setattr(crown, "_pair_bound", counted)
     own = crown_layer_bounds(net, lo, hi)
     rows_own = dict(rows)
     # CROWN's own bounds as the reference (in branch and bound, the parent's): the units they

@@ -252,3 +252,22 @@ def test_lp_dual_value_is_sound_for_any_multipliers():
     assert abs(exact - result.fun) < 1e-6
     result.ineqlin.marginals = result.ineqlin.marginals * 0.7 + 0.1  # some now of wrong sign
     assert lp.dual_value(enc, c, result) <= result.fun + 1e-9
+
+
+@pytest.mark.parametrize("sizes", [(4, 12, 12, 3), (5, 12, 12, 12, 3)])
+def test_layer_bounds_in_pairs_equal_the_plain_backward_pass_of_both_rows(sizes):
+    # Layer bounds bound a unit's ±e_k rows together (half the work through the first ReLU,
+    # products only over the units that can be non-zero); it must be the same relaxation.
+    for seed in range(3):
+        net = mlp_net(seed, sizes).detach(dtype=torch.float64)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand(3, sizes[0], generator=g, dtype=torch.float64)
+        lo, hi = x - 0.3, x + 0.3
+        bounds = crown.crown_layer_bounds(net, lo, hi, intersect_ibp=False)
+        inactive = sum(int((ub <= 0).sum()) for _, ub in bounds[:-1])
+        assert inactive > 0  # the products skip some units
+        for depth in range(1, len(net.layers)):
+            eye = torch.eye(net.layers[depth].out_features, dtype=torch.float64)
+            plain = crown.backward_bound(net, depth, lo, hi, torch.cat([eye, -eye]), None, bounds)
+            paired = crown._pair_bound(net, depth, lo, hi, eye, bounds)
+            torch.testing.assert_close(paired, plain, rtol=0, atol=1e-12)

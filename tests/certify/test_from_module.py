@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from stalwart.certify import Box, Conv, OutputProperty, bound, from_module
+from stalwart.certify import Box, Conv, Dense, OutputProperty, bound, from_module
 from stalwart.certify.complete import milp_optimum
 from stalwart.errors import ConfigError
 
@@ -116,3 +116,16 @@ def test_unsupported_modules_are_named_with_the_reason(model, shape, mentions):
         from_module(model, shape)
     for text in mentions:
         assert text in str(error.value), (text, str(error.value))
+
+
+def test_a_dense_backward_pass_over_each_boxs_support_equals_the_full_product():
+    # CROWN's rows are zero on inactive units; a dense layer skips them box by box.
+    g = torch.Generator().manual_seed(0)
+    layer = Dense(torch.randn(40, 9, generator=g, dtype=torch.float64),
+                  torch.randn(40, generator=g, dtype=torch.float64))  # fmt: skip
+    for share in (0.1, 0.5, 0.9):  # the last is past the share where skipping pays
+        support = torch.rand(4, 40, generator=g) < share
+        support[0] = False  # a box with no support at all
+        y = torch.randn(4, 64, 40, generator=g, dtype=torch.float64) * support.unsqueeze(1)
+        torch.testing.assert_close(layer.backward_on(y, support), layer.backward(y),
+                                   rtol=0, atol=1e-12)  # fmt: skip

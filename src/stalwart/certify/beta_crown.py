@@ -102,7 +102,7 @@ def _backward(
         lam = lam - signs[j].unsqueeze(1) * betas[j]
         layer = net.layers[j]
         const = const + lam @ layer.bias
-        lam = layer.backward(lam)
+        lam = layer.backward_on(lam, (ub > 0) | (signs[j] != 0))
     center = ((upper + lower) / 2).unsqueeze(-1)
     radius = ((upper - lower) / 2).unsqueeze(-1)
     value = (lam @ center).squeeze(-1) - (lam.abs() @ radius).squeeze(-1) + const

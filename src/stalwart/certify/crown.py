@@ -162,7 +162,25 @@ def backward_bound(
             tally.affine(layer, lam, _input_size(net, depth, lower, upper, bounds))
     # Rows shared by the batch (a layer's ±e_k) go through their first layer once, not per box.
     lam = layer.backward(C).unsqueeze(0).expand(batch, -1, -1) if shared else layer.backward(lam)
-    for j in range(depth - 1, -1, -1):
+    return _pull_back(net, depth - 1, lower, upper, lam, const, bounds, alphas, tally)
+
+
+def _pull_back(
+    net: Network,
+    top: int,
+    lower: Tensor,
+    upper: Tensor,
+    lam: Tensor,
+    const: Tensor,
+    bounds: LayerBounds,
+    alphas: list[Tensor] | None = None,
+    tally: _Tally | None = None,
+) -> Tensor:
+    """The rest of :func:`backward_bound`, from rows on ReLU layer ``top``'s outputs.
+
+    ``lam`` (plus ``const``) is pulled back to the input and minimised over the box.
+    """
+    for j in range(top, -1, -1):
         lb, ub = bounds[j]
         slope, intercept, adaptive = _relu_lines(lb, ub)
         slope, intercept = slope.unsqueeze(1), intercept.unsqueeze(1)
@@ -180,7 +198,10 @@ def backward_bound(
             with torch.no_grad():
                 tally.relax(lam, negative, intercept, lb, ub)
                 tally.affine(layer, lam, _input_size(net, j, lower, upper, bounds))
-        lam = layer.backward(lam)
+        if j == 0 and tally is None:
+            return const + _box_minimum(layer, lam, ub > 0, lower, upper)
+        # Inactive units' coefficients are zero (both lines are): the product skips them.
+        lam = layer.backward_on(lam, ub > 0)
     center = ((upper + lower) / 2).unsqueeze(-1)
     radius = ((upper - lower) / 2).unsqueeze(-1)
     value = (lam @ center).squeeze(-1) - (lam.abs() @ radius).squeeze(-1) + const
@@ -189,6 +210,62 @@ def backward_bound(
             allowance = tally.finish(lam, lower, upper)
         value = value - allowance
     return value
+
+
+def _box_minimum(layer, lam: Tensor, support: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+    """``min λ · W x`` over the box for rows ``λ`` ``(batch, m, out)`` zero off ``support``.
+
+    ``λ W c − |λ W| r`` (centre ``c``, radius ``r``), with the centre pushed through the layer
+    first and the radius term a fused 1-norm: no pass over ``|λ W|`` besides the product.
+    """
+    center, radius = (upper + lower) / 2, (upper - lower) / 2
+    at_center = (lam @ layer.linear(center).unsqueeze(-1)).squeeze(-1)
+    spread = layer.backward_on(lam, support).mul_(radius.unsqueeze(1))
+    return at_center - torch.linalg.vector_norm(spread, 1, dim=-1)
+
+
+def _pair_bound(net: Network, depth: int, lower: Tensor, upper: Tensor, units: Tensor,
+                bounds: LayerBounds) -> Tensor:  # fmt: skip
+    """:func:`backward_bound` for rows ``[E; −E]``, in half the work through the first ReLU.
+
+    ``E`` (the rows ``units``) is shared by the batch; returns ``(batch, 2 h)`` lower bounds.
+    A row ``±w`` (``w`` a row of the layer's weight) crosses the ReLU below as
+    ``λ± = ½ (±w ⊙ S − |w| ⊙ D)`` with ``S = α + s`` and ``D = s − α`` (lower and upper
+    slopes), so the next product is needed only for ``w ⊙ S`` (zero on inactive units) and
+    ``|w| ⊙ D`` (zero on stable ones), not for both rows over every unit.
+    """
+    layer = net.layers[depth]
+    const = (units @ layer.bias).expand(lower.shape[0], -1)
+    w = layer.backward(units)
+    lb, ub = bounds[depth - 1]
+    slope, intercept, adaptive = _relu_lines(lb, ub)
+    total, difference = (adaptive + slope).unsqueeze(1), (slope - adaptive).unsqueeze(1)
+    # Each row's intercepts are those of the units where it takes the upper line.
+    up_plus = w.clamp(max=0) @ intercept.unsqueeze(-1)
+    up_minus = -(w.clamp(min=0) @ intercept.unsqueeze(-1))
+    below = net.layers[depth - 1]
+    odd, even = w * total, w.abs() * difference
+    odd_const, even_const = odd @ below.bias, even @ below.bias
+    plus_const = const + up_plus.squeeze(-1) + (odd_const - even_const) / 2
+    minus_const = -const + up_minus.squeeze(-1) - (odd_const + even_const) / 2
+    active, unstable = ub > 0, (lb < 0) & (ub > 0)
+    if depth == 1:
+        # λ± = ½ (±odd − even) on the input: both minima from the two products.
+        center, radius = (upper + lower) / 2, ((upper - lower) / 2).unsqueeze(1)
+        at_center = below.linear(center).unsqueeze(-1)
+        odd_c, even_c = (odd @ at_center).squeeze(-1), (even @ at_center).squeeze(-1)
+        odd = below.backward_on(odd, active).mul_(radius)
+        even = below.backward_on(even, unstable).mul_(radius)
+        plus_spread = torch.linalg.vector_norm(odd - even, 1, dim=-1)
+        minus_spread = torch.linalg.vector_norm(even.add_(odd), 1, dim=-1)
+        plus = plus_const + (odd_c - even_c - plus_spread) / 2
+        minus = minus_const - (odd_c + even_c + minus_spread) / 2
+        return torch.cat([plus, minus], dim=1)
+    odd = below.backward_on(odd, active)
+    even = below.backward_on(even, unstable)
+    lam = torch.cat([odd - even, -odd - even], dim=1) / 2
+    const = torch.cat([plus_const, minus_const], dim=1)
+    return _pull_back(net, depth - 2, lower, upper, lam, const, bounds)
 
 
 def _intersect(interval: LayerBounds | None, reference: LayerBounds, batch: int) -> LayerBounds:
@@ -272,10 +349,11 @@ def crown_layer_bounds(
                 unstable = (il < 0) & (iu > 0)
                 eye = eye[unstable.any(0)]
             half = len(eye)
-            if half:
+            if half and not rounding:
+                both = _pair_bound(net, i, lower, upper, eye, bounds)
+            elif half:
                 rows = torch.cat([eye, -eye])
-                both = backward_bound(net, i, lower, upper, rows, None, bounds,
-                                      rounding=rounding)  # fmt: skip
+                both = backward_bound(net, i, lower, upper, rows, None, bounds, rounding=True)
             if known:
                 lb, ub = interval[i][0].clone(), interval[i][1].clone()
                 if half:

@@ -24,6 +24,12 @@ from typing_extensions import override
 
 from stalwart.errors import ConfigError
 
+# A dense layer's backward pass skips the units off the rows' support only when the products
+# saved (rows × units skipped, per input) outweigh copying each box's weights (units kept, per
+# input), a copy costing about this many multiply-adds: few rows (a property's margins) rarely
+# pay for it, a layer's ±e_k rows in CROWN's layer bounds do.
+SPARSE_BACKWARD_COPY_COST = 16
+
 
 class Affine:
     """An affine map ``x ↦ W x + b`` on flat vectors of ``in_features``.
@@ -49,6 +55,15 @@ class Affine:
     def linear(self, x: Tensor) -> Tensor:
         """``W x`` without the bias."""
         return self.forward(x) - self.bias
+
+    def backward_on(self, y: Tensor, support: Tensor) -> Tensor:
+        """``y W`` for ``y`` of shape ``(batch, m, out)`` that is zero outside ``support``.
+
+        ``support`` is ``(batch, out)``: the outputs whose coefficients may be non-zero in
+        each box (CROWN's rows after a ReLU: every unit but the inactive ones). Layers that can
+        skip the others do (:class:`Dense`); the rest compute the full product.
+        """
+        return self.backward(y)
 
     def abs_forward(self, x: Tensor) -> Tensor:
         """``|W| x`` for a non-negative ``x`` (the radius term of interval arithmetic)."""
@@ -94,6 +109,18 @@ class Dense(Affine):
     @override
     def backward(self, y: Tensor) -> Tensor:
         return y @ self.weight
+
+    @override
+    def backward_on(self, y: Tensor, support: Tensor) -> Tensor:
+        # Per box, only the rows of W on its support: a batched product over the largest
+        # support, with the other boxes padded by units whose coefficients are zero.
+        width = int(support.sum(1).max())
+        if y.shape[1] * (self.out_features - width) <= SPARSE_BACKWARD_COPY_COST * width:
+            return self.backward(y)
+        order = torch.argsort(support.to(torch.int8), dim=1, descending=True, stable=True)
+        units = order[:, :width]
+        picked = torch.gather(y, 2, units.unsqueeze(1).expand(-1, y.shape[1], -1))
+        return torch.bmm(picked, self.weight[units])
 
     @override
     def abs_forward(self, x: Tensor) -> Tensor:
