@@ -296,3 +296,35 @@ def test_units_the_reference_finds_stable_get_no_crown_rows(monkeypatch):
     for (al, au), (ol, ou) in zip(again, own, strict=True):
         torch.testing.assert_close(al, ol, rtol=0, atol=1e-12)
         torch.testing.assert_close(au, ou, rtol=0, atol=1e-12)
+
+
+def test_the_search_gives_up_when_its_open_subdomains_outgrow_the_memory_limit(monkeypatch):
+    # Each queued subdomain holds compact copies, never views that keep a batch alive, and a
+    # search whose queue outgrows `max_memory` says unknown rather than exhausting memory.
+    import functools
+
+    import stalwart.certify.relu_split as relu_split
+
+    kept = []
+
+    domain_class = relu_split._Domain
+
+    def recorded(*fields):
+        kept.append(domain_class(*fields))
+        return kept[-1]
+
+    monkeypatch.setattr(relu_split, "_Domain", recorded)
+    net = random_mlp((4, 16, 16, 3), 8)
+    x = torch.rand(4, generator=torch.Generator().manual_seed(8), dtype=F64)
+    prop = OutputProperty.margin(int(net(x).argmax()), 3, dtype=F64)
+    box = Box(x - 0.35, x + 0.35)
+    free = search(net, box, prop, timeout=30, method="bab+beta", attack_restarts=0)
+    assert free.status == "holds" and int(free.detail.split()[-2]) > 2, free.detail
+    assert kept
+    for domain in kept:
+        tensors = [*domain.splits, *domain.alphas, *domain.betas, *sum(domain.bounds, ())]
+        assert all(t.untyped_storage().nbytes() == t.element_size() * t.numel() for t in tensors)
+    limited = functools.partial(relu_split.relu_split_search, max_memory=kept[0].nbytes - 1)
+    monkeypatch.setattr(complete, "relu_split_search", limited)
+    tight = search(net, box, prop, timeout=30, method="bab+beta", attack_restarts=0)
+    assert tight.status == "unknown" and "open subdomains hold over" in tight.detail, tight

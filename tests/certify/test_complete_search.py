@@ -134,3 +134,18 @@ def test_bad_arguments():
         search(net, box, prop, timeout=1, method="smt")
     with pytest.raises(ConfigError, match="timeout"):
         search(net, box, prop, timeout=0)
+
+
+def test_diversified_starts_spread_the_outputs_that_uniform_starts_leave_bunched():
+    # Uniform points in a box of 200 inputs average out in every unit: their outputs bunch
+    # together. Output-diversified starts (Tashiro et al. 2020) stay in the box and spread.
+    torch.manual_seed(0)
+    net = from_module(nn.Sequential(nn.Linear(200, 64), nn.ReLU(), nn.Linear(64, 5)), (200,))
+    lo, hi = torch.zeros(200), torch.ones(200)
+    starts = torch.rand(64, 200)
+    directions = 2 * torch.rand(64, 5) - 1
+    spread = complete._diversified(net, lo, hi, starts, directions)
+    assert bool(((spread >= lo) & (spread <= hi)).all())
+    with torch.no_grad():
+        bunched, diverse = net(starts).std(0), net(spread).std(0)
+    assert bool((diverse > 3 * bunched).all()), (diverse, bunched)

@@ -271,3 +271,25 @@ def test_layer_bounds_in_pairs_equal_the_plain_backward_pass_of_both_rows(sizes)
             plain = crown.backward_bound(net, depth, lo, hi, torch.cat([eye, -eye]), None, bounds)
             paired = crown._pair_bound(net, depth, lo, hi, eye, bounds)
             torch.testing.assert_close(paired, plain, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_alpha_optimised_layer_bounds_are_within_crowns_and_hold_on_sampled_points(seed):
+    net = mlp_net(seed, (5, 16, 16, 16, 3)).detach(dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 5, generator=g, dtype=torch.float64)
+    lo, hi = x - 0.4, x + 0.4
+    plain = crown.crown_layer_bounds(net, lo, hi)
+    tight = crown.alpha_layer_bounds(net, lo, hi, steps=20, lr=0.1)
+    narrowed = []
+    for (tl, tu), (pl, pu) in zip(tight, plain, strict=True):
+        assert bool((tl >= pl - 1e-12).all() and (tu <= pu + 1e-12).all())
+        narrowed.append(float((pu - pl - (tu - tl)).sum()))
+    assert narrowed[0] == 0 and min(narrowed[1:]) > 1e-3  # the deep layers get tighter
+    points = lo + (hi - lo) * torch.rand(2000, *lo.shape, generator=g, dtype=torch.float64)
+    h = points
+    for i, layer in enumerate(net.layers):
+        z = layer.forward(h.reshape(-1, h.shape[-1])).reshape(*h.shape[:-1], -1)
+        lb, ub = tight[i]
+        assert bool((z >= lb - 1e-9).all() and (z <= ub + 1e-9).all())
+        h = z.relu()

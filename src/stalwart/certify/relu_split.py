@@ -47,6 +47,9 @@ ExactLeaf = Callable[[list[np.ndarray], LayerBounds], tuple[float | None, Tensor
 Attack = Callable[[Tensor], Tensor | None]
 
 
+MEMORY_LIMIT = 4 * 2**30
+"""Bytes the open subdomains' tensors may hold before the search gives up with ``unknown``."""
+
 PAD_OFFSET = -1e30
 """``d`` of the rows that pad a conjunction to the longest one's: ``0·y − 10³⁰``, a row far
 below zero everywhere, which never rules a subdomain out (and never leads its branching)."""
@@ -57,7 +60,8 @@ class _Domain:
     """An open subdomain of conjunction ``k``: splits, warm starts, bounds, next unit to split.
 
     α and β are kept in float32 to save memory; any values are sound once projected. The layer
-    bounds stay in float64: they hold on every child, which starts from them.
+    bounds stay in float64: they hold on every child, which starts from them. Every tensor is
+    its own compact copy, not a view that would keep its whole batch alive.
     """
 
     k: int
@@ -66,6 +70,11 @@ class _Domain:
     betas: list[Tensor]
     bounds: LayerBounds
     branch: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [*self.splits, *self.alphas, *self.betas, *(t for b in self.bounds for t in b)]
+        return sum(t.element_size() * t.numel() for t in tensors)
 
 
 def _stacked(conjunctions: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -135,7 +144,7 @@ def relu_split_search(
     batch: int = 64,
     steps: int = 20,
     attack_starts: int = 4,
-    max_domains: int = 20_000,
+    max_memory: int = MEMORY_LIMIT,
 ) -> tuple[str, Tensor | None, str]:
     """Decide whether any unsafe conjunction ``{y : C y + d ≤ 0}`` is reachable over ``[lo, hi]``.
 
@@ -152,7 +161,7 @@ def relu_split_search(
         batch: parents popped per round (``2 × batch`` children bounded together).
         steps: β-CROWN's Adam steps per round.
         attack_starts: children whose candidates seed the attacks each round.
-        max_domains: open subdomains beyond which the search gives up (memory).
+        max_memory: bytes the open subdomains may hold; beyond it the search gives up.
 
     Returns:
         ``(status, counterexample, detail)``: ``holds`` (every conjunction ruled out),
@@ -165,6 +174,7 @@ def relu_split_search(
     queue: list[tuple[float, int, _Domain]] = []
     explored = 0
     undecided = 0
+    held = 0  # bytes in the queue's domains
     C_all, d_all = _stacked(conjunctions)
 
     def bound(ks: Tensor, splits, alphas=None, betas=None, known=root_bounds, unchanged=0):
@@ -174,7 +184,7 @@ def relu_split_search(
 
     def settle(result: SplitBounds, ks: Tensor, splits: list[Tensor]):
         """Rule out, check, attack and queue the bounded subdomains; maybe an answer."""
-        nonlocal undecided
+        nonlocal undecided, held
         value = result.lower.max(dim=1).values
         open_ = (value <= 0).nonzero().flatten()
         if not len(open_):
@@ -209,12 +219,13 @@ def relu_split_search(
                 continue
             domain = _Domain(
                 k,
-                own,
-                [a[i].float() for a in result.alphas],
-                [b[i].float() for b in result.betas],
-                own_bounds,
+                [s.clone() for s in own],
+                [a[i].to(torch.float32, copy=True) for a in result.alphas],
+                [b[i].to(torch.float32, copy=True) for b in result.betas],
+                [(lb.clone(), ub.clone()) for lb, ub in own_bounds],
                 units[i],
             )
+            held += domain.nbytes
             heapq.heappush(queue, (float(value[i]), next(counter), domain))
         return None
 
@@ -242,9 +253,11 @@ def relu_split_search(
     while queue:
         if deadline.passed:
             return "unknown", None, f"time out with {len(queue)} subdomains open"
-        if len(queue) > max_domains:
-            return "unknown", None, f"more than {max_domains} subdomains open"
+        if held > max_memory:
+            gib = max_memory / 2**30
+            return "unknown", None, f"the {len(queue)} open subdomains hold over {gib:g} GiB"
         parents = [heapq.heappop(queue)[2] for _ in range(min(batch, len(queue)))]
+        held -= sum(parent.nbytes for parent in parents)
         # Up to the layer of a child's new split its relaxation is its parent's, where CROWN
         # would find the same bounds again: children are bounded in groups by that layer, and
         # only the layers above it are bounded anew.

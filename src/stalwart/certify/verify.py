@@ -95,7 +95,7 @@ def verify(
     deadline: Deadline | None = None,
     bounds: Sequence[str] = DEFAULT_BOUNDS,
     complete: Literal["auto", "milp", "bab", "bab+beta", "input", "none"] = "auto",
-    attack_restarts: int = 8,
+    attack_restarts: int = 32,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Verdict:
