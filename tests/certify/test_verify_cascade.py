@@ -20,7 +20,7 @@ from stalwart.certify import (
 from stalwart.certify.complete import milp_optimum
 from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.onnx_io import save_onnx
-from stalwart.certify.verify import DEFAULT_BOUNDS, MILP_MAX_UNSTABLE, verify
+from stalwart.certify.verify import COMPLETE_MAX_UNSTABLE, DEFAULT_BOUNDS, verify
 from stalwart.certify.vnnlib import read_counterexample, read_result, robustness_vnnlib
 from stalwart.cli import app
 from stalwart.errors import ConfigError
@@ -114,7 +114,7 @@ def test_the_gap_network_is_what_it_claims():
 
 @pytest.mark.parametrize(
     ("n_inputs", "complete", "decided_by"),
-    [(20, "auto", "milp"), (3, "auto", "input"), (20, "milp", "milp"), (20, "bab", "bab"),
+    [(20, "auto", "bab+beta"), (3, "auto", "input"), (20, "milp", "milp"), (20, "bab", "bab"),
      (20, "bab+beta", "bab+beta"), (3, "input", "input")],
 )  # fmt: skip
 def test_only_the_complete_stage_can_prove_it(n_inputs, complete, decided_by):
@@ -128,7 +128,7 @@ def test_only_the_complete_stage_can_prove_it(n_inputs, complete, decided_by):
     assert unproven.status == "unknown" and unproven.decided_by == ""
 
 
-def padded_gap_net(n_inputs: int, extra: int = MILP_MAX_UNSTABLE + 10) -> Network:
+def padded_gap_net(n_inputs: int, extra: int = COMPLETE_MAX_UNSTABLE + 10) -> Network:
     """:func:`identity_gap_net` with ``extra`` unstable units that the outputs ignore: the
     shape of mnist_fc for the cascade (many inputs, more unstable ReLUs than the MILP takes)."""
     gap = identity_gap_net(n_inputs)
@@ -140,7 +140,7 @@ def padded_gap_net(n_inputs: int, extra: int = MILP_MAX_UNSTABLE + 10) -> Networ
     return from_ops([Dense(first, bias), "relu", Dense(out, gap.layers[1].bias)], (n_inputs,))
 
 
-def test_auto_picks_beta_branch_and_bound_for_many_unstable_relus():
+def test_many_unstable_relus_are_left_to_beta_branch_and_bound():
     net = padded_gap_net(20)
     prop = OutputProperty.margin(0, 2, dtype=F64)
     box = gap_box(20)
@@ -149,6 +149,10 @@ def test_auto_picks_beta_branch_and_bound_for_many_unstable_relus():
     verdict = verify(net, [(box, prop)], timeout=30)
     assert verdict.status == "holds" and verdict.decided_by == "bab+beta", verdict.log
     assert verdict.log[-1].startswith("instance 0: bab+beta says holds"), verdict.log
+    # Asked for, the MILP declines so many binaries rather than start what cannot finish.
+    refused = verify(net, [(box, prop)], timeout=30, complete="milp")
+    assert refused.status == "unknown", refused.log
+    assert "unstable ReLUs, too many for milp" in refused.log[-1], refused.log
 
 
 @pytest.mark.parametrize(
@@ -161,7 +165,7 @@ def test_a_counterexample_the_attack_misses_is_found_by_the_complete_stage(n_inp
     attack_only = verify(net, [(box, prop)], timeout=30, complete="none")
     assert attack_only.status == "unknown", attack_only.log  # the attack cannot see the spike
     verdict = verify(net, [(box, prop)], timeout=30, complete=complete)
-    expected = {"auto": "milp"}.get(complete, complete)
+    expected = {"auto": "bab+beta"}.get(complete, complete)
     assert verdict.status == "violated" and verdict.decided_by == expected, verdict.log
     x = verdict.counterexample
     assert abs(float(x[0]) - 0.731) < 5e-4 and box.contains(x, tol=0)
