@@ -12,7 +12,7 @@ from torch import nn
 
 import stalwart.certify.complete as complete
 from stalwart.certify import Box, Deadline, Dense, OutputProperty, from_module, from_ops
-from stalwart.certify.beta_crown import beta_crown
+from stalwart.certify.beta_crown import beta_crown, strongest_splits
 from stalwart.certify.complete import milp_optimum, search
 from stalwart.certify.crown import crown_layer_bounds
 from stalwart.certify.lp import encode
@@ -328,3 +328,50 @@ def test_the_search_gives_up_when_its_open_subdomains_outgrow_the_memory_limit(m
     monkeypatch.setattr(complete, "relu_split_search", limited)
     tight = search(net, box, prop, timeout=30, method="bab+beta", attack_restarts=0)
     assert tight.status == "unknown" and "open subdomains hold over" in tight.detail, tight
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+@pytest.mark.parametrize("seed", range(3))
+def test_filtered_smart_branching_picks_the_unit_whose_children_bound_best(seed, reduce):
+    # Every unstable unit a candidate: the choice must be the unit whose two children, each
+    # bounded by β-CROWN in one pass from the parent's bounds, α and β, score best.
+    net, lo, hi, C, d, g = case(seed, sizes=(3, 8, 8, 8, 3))
+    root = crown_layer_bounds(net, lo, hi)[:-1]
+    points = lo + torch.rand(4, len(lo), generator=g, dtype=F64) * (hi - lo)
+    splits = random_splits(root, pre_activations(net, points), g, fraction=0.3)
+    parents = beta_crown(net, lo, hi, C, d, splits, root_bounds=root, steps=5)
+    units = sum(net.hidden_sizes)
+    chosen = strongest_splits(net, lo, hi, C, d, parents, splits, candidates=units,
+                              reduce=reduce)  # fmt: skip
+    flat_scores = torch.cat(parents.scores, dim=1)
+    offsets = np.cumsum([0, *net.hidden_sizes])
+    for b in range(len(points)):
+        own = parents.select(torch.tensor([b]))
+        best, best_value = -1, -np.inf
+        for unit in (flat_scores[b] > -np.inf).nonzero().flatten().tolist():
+            layer = int(np.searchsorted(offsets, unit, side="right") - 1)
+            sides = []
+            for side in (1, -1):
+                child = [s[b : b + 1].clone() for s in splits]
+                child[layer][0, unit - offsets[layer]] = side
+                bounded = beta_crown(net, lo, hi, C, d, child, root_bounds=own.layer_bounds,
+                                     unchanged=len(root), alphas=own.alphas, betas=own.betas,
+                                     steps=0)  # fmt: skip
+                sides.append(float(bounded.lower.max()))
+            value = max(sides) if reduce == "max" else min(sides)
+            if value > best_value + 1e-12:
+                best, best_value = unit, value
+        assert int(chosen[b]) == best, (seed, b, int(chosen[b]), best)
+    # One candidate: the highest intercept score, no passes.
+    assert torch.equal(strongest_splits(net, lo, hi, C, d, parents, splits, candidates=1),
+                       flat_scores.argmax(dim=1))  # fmt: skip
+
+
+def test_filtered_smart_branching_rejects_bad_settings():
+    net, lo, hi, C, d, _ = case(0)
+    splits = [torch.zeros(1, w, dtype=torch.int8) for w in net.hidden_sizes]
+    parents = beta_crown(net, lo, hi, C, d, splits, steps=0)
+    with pytest.raises(ConfigError, match="candidates must be at least 1"):
+        strongest_splits(net, lo, hi, C, d, parents, splits, candidates=0)
+    with pytest.raises(ConfigError, match="reduce must be 'max' or 'min'"):
+        strongest_splits(net, lo, hi, C, d, parents, splits, reduce="mean")

@@ -134,6 +134,8 @@ def test_bad_arguments():
         search(net, box, prop, timeout=1, method="smt")
     with pytest.raises(ConfigError, match="timeout"):
         search(net, box, prop, timeout=0)
+    with pytest.raises(ConfigError, match="branch_candidates must be at least 1"):
+        search(net, box, prop, timeout=1, method="bab+beta", branch_candidates=0)
 
 
 def test_diversified_starts_spread_the_outputs_that_uniform_starts_leave_bunched():

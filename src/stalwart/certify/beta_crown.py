@@ -27,6 +27,7 @@ branch and bound in ``complete.py`` runs them), not for float32 arithmetic.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,18 @@ class SplitBounds:
     scores: list[Tensor]
     candidates: Tensor
     empty: Tensor
+
+    def select(self, index: Tensor) -> SplitBounds:
+        """The answer for the subdomains ``index`` only."""
+        return SplitBounds(
+            self.lower[index],
+            [a[index] for a in self.alphas],
+            [b[index] for b in self.betas],
+            [(lb[index], ub[index]) for lb, ub in self.layer_bounds],
+            [s[index] for s in self.scores],
+            self.candidates[index],
+            self.empty[index],
+        )
 
 
 def _backward(
@@ -134,6 +147,101 @@ def intercept_scores(
         score = lam.clamp(max=0).abs() * intercept + 1e-9 * torch.minimum(ub, -lb)
         scores.append(torch.where(unstable, score, torch.full_like(score, -torch.inf)))
     return scores
+
+
+def strongest_splits(
+    net: Network,
+    lower: Tensor,
+    upper: Tensor,
+    C: Tensor,
+    d: Tensor,
+    result: SplitBounds,
+    splits: list[Tensor],
+    *,
+    candidates: int = 5,
+    reduce: str = "max",
+    chunk: int = 512,
+) -> Tensor:
+    """Filtered smart branching: per subdomain, the unit whose split looks strongest.
+
+    De Palma et al. (arXiv 2104.06718, §5), as αβ-CROWN's ``kfsb`` branching: the
+    ``candidates`` units with the highest :func:`intercept_scores` are each split both ways,
+    and both children get one backward pass with the subdomain's own layer bounds, α and β (the
+    split unit's bounds clipped at zero, its multiplier zero, nothing optimised). A child scores
+    its highest row, the one that rules it out; the unit whose children score best, taken by
+    ``reduce`` (``max``: the better child, as αβ-CROWN's mnist_fc configuration; ``min``: the
+    worse), is chosen. The one-pass values only rank candidates: they are never bounds.
+
+    Args:
+        net: the network the subdomains were bounded on.
+        lower: input lower bounds ``(n,)``.
+        upper: input upper bounds ``(n,)``.
+        C: the subdomains' rows ``(batch, m, outputs)`` (or ``(m, outputs)`` for all).
+        d: their offsets ``(batch, m)`` (or ``(m,)``).
+        result: β-CROWN's answer for these subdomains (bounds, α, β, scores).
+        splits: their splits, per hidden layer ``(batch, width)``.
+        candidates: units tried per subdomain (1: the highest score, no passes).
+        reduce: ``max`` or ``min`` over a candidate's two children.
+        chunk: children per backward pass (memory).
+
+    Returns:
+        ``(batch,)`` the chosen unit's index into the hidden layers' units, concatenated; −1
+        where no unit is unstable and unsplit.
+
+    Raises:
+        ConfigError: ``candidates < 1`` or an unknown ``reduce``.
+    """
+    if candidates < 1:
+        raise ConfigError(f"candidates must be at least 1; got {candidates}")
+    if reduce not in ("max", "min"):
+        raise ConfigError(f"reduce must be 'max' or 'min'; got {reduce!r}")
+    if not result.scores:
+        return torch.full((len(result.lower),), -1, dtype=torch.long, device=lower.device)
+    flat = torch.cat(result.scores, dim=1)
+    batch, k = flat.shape[0], min(candidates, flat.shape[1])
+    top_score, top = flat.topk(k, dim=1)
+    valid = top_score > -torch.inf
+    if k == 1:
+        return torch.where(valid[:, 0], top[:, 0], -1)
+    widths = [s.shape[1] for s in result.scores]
+    offsets = torch.tensor([0, *itertools.accumulate(widths)], device=flat.device)
+    dtype = result.layer_bounds[0][0].dtype
+    C = C.to(dtype).expand(batch, *C.shape[-2:])
+    d = d.to(dtype).expand(batch, d.shape[-1])
+    # Child t of the flattened (subdomain, candidate, side) grid: side +1 first, then −1.
+    parent = torch.arange(batch, device=flat.device).repeat_interleave(2 * k)
+    unit = top.repeat_interleave(2, dim=1).reshape(-1)
+    side = torch.tensor([1.0, -1.0], dtype=dtype, device=flat.device).repeat(batch * k)
+    values = []
+    for start in range(0, len(parent), chunk):
+        part = slice(start, start + chunk)
+        p, u, sd = parent[part], unit[part], side[part]
+        rows = torch.arange(len(p), device=p.device)
+        bounds, signs = [], []
+        for j, (lb, ub) in enumerate(result.layer_bounds):
+            lb, ub = lb[p].clone(), ub[p].clone()
+            sign = splits[j][p].to(dtype)
+            here = (u >= offsets[j]) & (u < offsets[j + 1])
+            r, local = rows[here], u[here] - offsets[j]
+            active = sd[here] > 0
+            lb[r, local] = torch.where(active, lb[r, local].clamp(min=0), lb[r, local])
+            ub[r, local] = torch.where(active, ub[r, local], ub[r, local].clamp(max=0))
+            sign[r, local] = sd[here]
+            bounds.append((torch.minimum(lb, ub), ub))
+            signs.append(sign)
+        lo = lower.reshape(1, -1).expand(len(p), -1)
+        hi = upper.reshape(1, -1).expand(len(p), -1)
+        with torch.no_grad():
+            value, _, _ = _backward(net, lo, hi, C[p], d[p], bounds,
+                                    [a[p] for a in result.alphas], [b[p] for b in result.betas],
+                                    signs)  # fmt: skip
+        values.append(value.max(dim=1).values)
+    children = torch.cat(values).reshape(batch, k, 2)
+    pick = children.max(dim=2).values if reduce == "max" else children.min(dim=2).values
+    pick = torch.where(valid, pick, -torch.inf)
+    best = pick.argmax(dim=1)
+    chosen = top.gather(1, best[:, None])[:, 0]
+    return torch.where(valid[:, 0], chosen, -1)
 
 
 def beta_crown(

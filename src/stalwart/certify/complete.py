@@ -51,7 +51,7 @@ from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.input_split import input_split_disjunct
 from stalwart.certify.lp import Encoding, encode
 from stalwart.certify.network import Network
-from stalwart.certify.relu_split import relu_split_search
+from stalwart.certify.relu_split import BRANCH_CANDIDATES, relu_split_search
 from stalwart.certify.rounding import (
     cast_allowance,
     cast_is_exact,
@@ -451,13 +451,19 @@ def _beta_leaf_and_attack(job: _Search, C: Tensor, d: Tensor, root_bounds):
     return exact, attack
 
 
-def _beta_search(job: _Search, disjuncts: list[tuple[Tensor, Tensor]], root_bounds):
+def _beta_search(
+    job: _Search,
+    disjuncts: list[tuple[Tensor, Tensor]],
+    root_bounds,
+    branch_candidates: int = BRANCH_CANDIDATES,
+):
     """Every open conjunction in one branch and bound (``relu_split_search``)."""
     disjuncts = [(C.to(torch.float64), d.to(torch.float64)) for C, d in disjuncts]
     parts = [_beta_leaf_and_attack(job, C, d, root_bounds) for C, d in disjuncts]
     return relu_split_search(job.net64, job.lo64, job.hi64, disjuncts, root_bounds,
                              job.deadline, job.checker, exact=[e for e, _ in parts],
-                             attack=[a for _, a in parts])  # fmt: skip
+                             attack=[a for _, a in parts],
+                             branch_candidates=branch_candidates)  # fmt: skip
 
 
 def _input_disjunct(job: _Search, C: Tensor, d: Tensor, bounds):
@@ -554,6 +560,7 @@ def search(
     attack_restarts: int = 8,
     dtype: torch.dtype = torch.float64,
     inside: Box | None = None,
+    branch_candidates: int = BRANCH_CANDIDATES,
 ) -> SearchResult:
     """Decide whether any input in ``box`` reaches the unsafe region of ``prop``.
 
@@ -570,12 +577,18 @@ def search(
         dtype: the dtype bounds and attacks run in (float32 is faster; bounds then carry
             rounding allowances). Counterexamples are always checked in float64.
         inside: a box a counterexample must also lie in (a VNN-LIB box rounded inward).
+        branch_candidates: for ``bab+beta``, units tried per subdomain before one is split
+            (filtered smart branching, ``beta_crown.strongest_splits``; 1: the highest
+            intercept score).
 
     Raises:
-        ConfigError: for an unknown method, a non-positive timeout or a batched box.
+        ConfigError: for an unknown method, a non-positive timeout, ``branch_candidates < 1``
+            or a batched box.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {list(METHODS)}; got {method!r}")
+    if branch_candidates < 1:
+        raise ConfigError(f"branch_candidates must be at least 1; got {branch_candidates}")
     if deadline is None:
         if timeout is None or not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
@@ -615,7 +628,7 @@ def search(
         return answer("holds", detail="CROWN bounds rule out every unsafe region")
     if method == "bab+beta":  # decides all the conjunctions in one search
         try:
-            status, x, detail = _beta_search(job, open_disjuncts, bounds)
+            status, x, detail = _beta_search(job, open_disjuncts, bounds, branch_candidates)
         except Expired as error:
             return answer("unknown", detail=str(error))
         return answer(status, x, detail)
