@@ -51,9 +51,11 @@ Attack = Callable[[Tensor], Tensor | None]
 MEMORY_LIMIT = 4 * 2**30
 """Bytes the open subdomains' tensors may hold before the search gives up with ``unknown``."""
 
-BRANCH_CANDIDATES = 5
-"""Units tried per subdomain by filtered smart branching before one is split (αβ-CROWN's
-``kfsb`` with ``candidates: 5``, its 2022 mnist_fc setting)."""
+BRANCH_CANDIDATES = 10
+"""Units tried per subdomain by filtered smart branching before one is split. αβ-CROWN's 2022
+mnist_fc setting is 5 (``kfsb``, on a GPU); on 2 CPU cores 10 took 0.84 and 0.81 of the time
+of the plain intercept score on two 256×4 instances of 30 to 100 s, against 0.93 and 0.86 for
+5 (``benchmarks/branching.py``, docs/results.md)."""
 
 PAD_OFFSET = -1e30
 """``d`` of the rows that pad a conjunction to the longest one's: ``0·y − 10³⁰``, a row far
