@@ -1,6 +1,6 @@
 """Re-run the recorded commands of docs/results.md and report which figures moved.
 
-    python benchmarks/reproduce.py --fast              # the quick blocks (about a minute)
+    python benchmarks/reproduce.py --fast              # the quick blocks (about 30 s)
     python benchmarks/reproduce.py --all               # every block that can run here (hours)
     python benchmarks/reproduce.py --only demo         # one block, and the blocks it needs
     python benchmarks/reproduce.py --list              # the blocks and their tiers
@@ -9,7 +9,7 @@
 Annotations. Every fenced block of docs/results.md that holds commands (lines starting with
 ``$ ``) carries one HTML comment on the line just above its opening fence:
 
-    <!-- reproduce: fast name=erm_dominoes -->
+    <!-- reproduce: fast name=compare_toy_spurious ignore="gap closed" -->
     <!-- reproduce: slow name=demo ignore="gap closed" -->
     <!-- reproduce: slow name=gradient_masking needs=rst_fashion_mnist -->
     <!-- reproduce: skip name=gpu_certify reason="needs a CUDA GPU" -->
@@ -394,6 +394,17 @@ def _split_pipes(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip()[1:-1].split("|")]
 
 
+def _is_figure(cell: str) -> bool:
+    """A cell that holds a figure, not a column name: a number with at most a unit beside it.
+
+    "95% CI" and "PGD-20" name columns; "0.550", "[0.531, 0.563]", "+0.009", "3 min" are figures.
+    """
+    if not NUMBER.search(cell):
+        return False
+    words = re.findall(r"[A-Za-z]\w*", NUMBER.sub(" ", cell))
+    return all(TIMING_UNIT.fullmatch(word) for word in words)
+
+
 def _pipe_table(
     rows: Sequence[str],
     labels: Counter[str],
@@ -402,7 +413,7 @@ def _pipe_table(
 ) -> None:
     cells = [_split_pipes(row) for row in rows]
     header: list[str] = []
-    while cells and not any(NUMBER.search(c) for c in cells[0][1:]):
+    while cells and not any(_is_figure(c) for c in cells[0][1:]):
         row = cells.pop(0)  # a header may span lines (rich wraps long headers): join them
         header = [f"{a} {b}".strip() for a, b in zip(header or [""] * len(row), row, strict=False)]
     for row in cells:
