@@ -160,6 +160,26 @@ def test_margin_rows_search_finds_the_box_corner_of_a_linear_function():
     assert torch.allclose(found.scores, torch.full((3,), -minimum))
 
 
+def test_margin_rows_per_example_move_each_start_as_its_own_rows_would():
+    """Per-example rows (branch and bound attacks starts of different conjunctions together)
+    give each start the points and scores it gets alone with its rows shared."""
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+    lo, hi = -torch.ones(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    starts = 2 * torch.rand(3, 4, generator=g, dtype=torch.float64) - 1
+    C = torch.randn(3, 2, 3, generator=g, dtype=torch.float64)
+    d = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    settings = dict(steps=10, step_size=0.1 * (hi - lo), keep_best=True, project_start=False)
+    together = projected_gradient(model, None, MarginRows(C, d), Box(lo, hi), start=starts,
+                                  **settings)  # fmt: skip
+    for i in range(3):
+        alone = projected_gradient(model, None, MarginRows(C[i], d[i]), Box(lo, hi),
+                                   start=starts[i : i + 1], **settings)  # fmt: skip
+        torch.testing.assert_close(together.points[i], alone.points[0])
+        torch.testing.assert_close(together.scores[i], alone.scores[0])
+    assert not torch.allclose(together.points[0], together.points[1])
+
+
 def test_keep_best_returns_the_best_iterate_not_the_last():
     """With a step too long for the box, iterates overshoot; the best point seen is kept."""
     model = nn.Linear(1, 1, bias=False)

@@ -181,3 +181,18 @@ def test_float32_intermediate_boxes_contain_the_exact_ones():
         for fast, slow in pairs:
             for (a, b), (c, e) in zip(fast, slow, strict=True):
                 assert (a.double() <= c).all() and (b.double() >= e).all(), seed
+
+
+def test_the_rounding_bound_carries_an_early_layers_error_through_the_later_ones():
+    """y = 10⁸·x₁ − 10⁸·x₂ then y again: in float32 the first layer's cancellation loses
+    units of y that the last layer alone, computing on a small y, cannot account for."""
+    first = Dense(torch.tensor([[1e8, -1e8]], dtype=F64), torch.zeros(1, dtype=F64))
+    second = Dense(torch.ones(1, 1, dtype=F64), torch.zeros(1, dtype=F64))
+    net = from_ops([first, second], (2,))
+    x = torch.tensor([[1.0 + 2**-20, 1.0 + 2**-21 + 2**-23]], dtype=F64)
+    C, d = torch.ones(1, 1, dtype=F64), torch.zeros(1, dtype=F64)
+    exact, _ = rows_with_error(net, x, C, d)
+    rows, error = rows_with_error(net.detach(dtype=F32), x.float(), C.float(), d.float())
+    miss = abs(float(rows[0, 0]) - float(exact[0, 0]))
+    assert miss > 1.0  # the cancellation really costs units here
+    assert miss <= float(error[0, 0])

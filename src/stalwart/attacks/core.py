@@ -363,6 +363,8 @@ class MarginRows(Objective):
     """Minus the largest row of ``C·f(x) + d`` (``stalwart.certify``'s unsafe conjunctions).
 
     A point where every row is negative lies in the unsafe region of a verification property.
+    ``C`` is ``(rows, outputs)`` with ``d`` ``(rows,)``, shared by every example, or
+    ``(examples, rows, outputs)`` with ``d`` ``(examples, rows)``: each example its own rows.
     """
 
     def __init__(self, C: Tensor, d: Tensor) -> None:
@@ -370,6 +372,9 @@ class MarginRows(Objective):
 
     def scores(self, outputs: Tensor, index: Tensor | None) -> Tensor:
         """Minus the largest row, per example."""
+        if self.C.dim() == 3:
+            C, d = _take(self.C, index), _take(self.d, index)
+            return -(torch.einsum("bo,bmo->bm", outputs, C) + d).max(dim=1).values
         return -(outputs @ self.C.T + self.d).max(dim=1).values
 
     def __call__(self, outputs: Tensor, index: Tensor | None) -> Tensor:

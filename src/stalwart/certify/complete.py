@@ -56,8 +56,9 @@ from stalwart.certify.rounding import (
     cast_allowance,
     cast_is_exact,
     check_float,
+    outputs_with_error,
     outward,
-    rows_with_error,
+    rows_of_outputs,
     violates,
 )
 from stalwart.certify.spec import Box, OutputProperty
@@ -183,8 +184,9 @@ class _Checker:
             points = points.detach().to(device=self.lo.device, dtype=torch.float64)
             points = torch.minimum(torch.maximum(points, self.lo), self.hi)
             hit = torch.zeros(len(points), dtype=torch.bool, device=points.device)
+            outputs = outputs_with_error(self.net, points)
             for C, d in self.prop.disjuncts:
-                rows, error = rows_with_error(self.net, points, C, d)
+                rows, error = rows_of_outputs(outputs, C, d)
                 hit |= (rows + error <= 0).all(dim=1)
             for x in points[hit]:
                 if violates(self.net, x, self.prop.disjuncts):
@@ -424,8 +426,8 @@ def _bab_disjunct(job: _Search, C: Tensor, d: Tensor, root_bounds):
     return "holds", None, f"branch and bound closed {explored} subdomains"
 
 
-def _beta_leaf_and_attack(job: _Search, C: Tensor, d: Tensor, root_bounds):
-    """One conjunction's exact leaf LP and short attack, for ``relu_split_search``."""
+def _beta_leaf(job: _Search, C: Tensor, d: Tensor, root_bounds):
+    """One conjunction's exact leaf LP, for ``relu_split_search``."""
     # The margin variable must be boxed for the LP's dual value to be a bound.
     t_lo = float(job.rows_lower(C, d, root_bounds).max())
     t_hi = float((-job.rows_lower(-C, -d, root_bounds)).max()) + 1.0
@@ -438,17 +440,7 @@ def _beta_leaf_and_attack(job: _Search, C: Tensor, d: Tensor, root_bounds):
             return value, None
         return value, torch.as_tensor(v[: enc.n_inputs], dtype=torch.float64, device=C.device)
 
-    net, lo, hi = job.checker.work
-    Cw, dw = C.to(lo.dtype), d.to(lo.dtype)
-
-    def attack(starts: Tensor):
-        found = job.checker.check(starts)
-        if found is None:
-            starts = torch.minimum(torch.maximum(starts.to(lo.dtype), lo), hi)
-            found = job.checker.check(_attack(net, lo, hi, Cw, dw, starts, 20))
-        return found
-
-    return exact, attack
+    return exact
 
 
 def _beta_search(
@@ -459,11 +451,23 @@ def _beta_search(
 ):
     """Every open conjunction in one branch and bound (``relu_split_search``)."""
     disjuncts = [(C.to(torch.float64), d.to(torch.float64)) for C, d in disjuncts]
-    parts = [_beta_leaf_and_attack(job, C, d, root_bounds) for C, d in disjuncts]
+    net, lo, hi = job.checker.work
+
+    def attack(starts: Tensor, C: Tensor, d: Tensor):
+        # A short attack from each start towards its own conjunction's rows (C: (n, m, out)),
+        # all starts in one batch.
+        found = job.checker.check(starts)
+        if found is None:
+            starts = torch.minimum(torch.maximum(starts.to(lo.dtype), lo), hi)
+            found = job.checker.check(
+                _attack(net, lo, hi, C.to(lo.dtype), d.to(lo.dtype), starts, 20)
+            )
+        return found
+
     return relu_split_search(job.net64, job.lo64, job.hi64, disjuncts, root_bounds,
-                             job.deadline, job.checker, exact=[e for e, _ in parts],
-                             attack=[a for _, a in parts],
-                             branch_candidates=branch_candidates)  # fmt: skip
+                             job.deadline, job.checker,
+                             exact=[_beta_leaf(job, C, d, root_bounds) for C, d in disjuncts],
+                             attack=attack, branch_candidates=branch_candidates)  # fmt: skip
 
 
 def _input_disjunct(job: _Search, C: Tensor, d: Tensor, bounds):

@@ -45,7 +45,9 @@ from stalwart.certify.network import Network
 # solver failed) and the minimising input.
 ExactLeaf = Callable[[list[np.ndarray], LayerBounds], tuple[float | None, Tensor | None]]
 # A gradient attack from the given starts: a checked counterexample or None.
-Attack = Callable[[Tensor], Tensor | None]
+Attack = Callable[[Tensor, Tensor, Tensor], Tensor | None]
+"""``attack(starts, C, d)``: a checked counterexample found from ``starts`` ``(n, inputs)``,
+each towards its own conjunction's rows ``C[i]`` ``(m, outputs)`` and offsets ``d[i]``."""
 
 
 MEMORY_LIMIT = 4 * 2**30
@@ -143,7 +145,7 @@ def relu_split_search(
     checker,
     *,
     exact: list[ExactLeaf],
-    attack: list[Attack],
+    attack: Attack,
     batch: int = 64,
     steps: int = 20,
     attack_starts: int = 4,
@@ -161,7 +163,8 @@ def relu_split_search(
         deadline: past it the answer is ``unknown``.
         checker: ``checker.check(points)`` returns a certain counterexample among flat points.
         exact: per conjunction, the exact LP of a subdomain with every unit split or stable.
-        attack: per conjunction, a short gradient attack from some starts (checked).
+        attack: a short gradient attack from some starts, each towards its own
+            conjunction (checked).
         batch: parents popped per round (``2 × batch`` children bounded together).
         steps: β-CROWN's Adam steps per round.
         attack_starts: children whose candidates seed the attacks each round.
@@ -201,11 +204,9 @@ def relu_split_search(
         # The lowest bounds are the likeliest to hide a counterexample; each is attacked
         # towards its own conjunction.
         promising = open_[value[open_].argsort()[:attack_starts]]
-        for k in ks[promising].unique().tolist():
-            starts = promising[ks[promising] == k]
-            found = attack[k](result.candidates[starts])
-            if found is not None:
-                return "violated", found, f"attack on subdomains after {explored} subdomains"
+        found = attack(result.candidates[promising], C_all[ks[promising]], d_all[ks[promising]])
+        if found is not None:
+            return "violated", found, f"attack on subdomains after {explored} subdomains"
         chosen = strongest_splits(net, lo, hi, C_all[ks[open_]], d_all[ks[open_]],
                                   result.select(open_), [s[open_] for s in splits],
                                   candidates=branch_candidates)  # fmt: skip
@@ -221,7 +222,8 @@ def relu_split_search(
                     return "unknown", None, f"{reason} on a leaf after {explored} subdomains"
                 if leaf_value > 0:
                     continue
-                found = attack[k](point[None]) if point is not None else None
+                found = None if point is None else attack(point[None], C_all[k][None],
+                                                           d_all[k][None])  # fmt: skip
                 if found is not None:
                     return "violated", found, f"LP point of a leaf after {explored} subdomains"
                 undecided += 1  # exact LP at a tie with zero: numerically undecidable here
@@ -246,7 +248,7 @@ def relu_split_search(
                 return "unknown", None, "the LP solver failed"
             if value > 0:
                 continue
-            found = attack[k](point[None]) if point is not None else None
+            found = None if point is None else attack(point[None], C_all[k][None], d_all[k][None])
             if found is not None:
                 return "violated", found, "LP point"
             return "unknown", None, "the LP optimum ties with the unsafe boundary"

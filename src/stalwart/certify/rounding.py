@@ -156,11 +156,11 @@ def inward(lower: Tensor, upper: Tensor, dtype: torch.dtype) -> tuple[Tensor, Te
     return lo, hi
 
 
-def rows_with_error(net, x: Tensor, C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-    """``C f(x) + d`` for inputs ``(batch, n)`` and a rigorous bound on its rounding error.
+def outputs_with_error(net, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``f(x)`` for inputs ``(batch, n)`` and a rigorous bound on each output's rounding error.
 
     The error recursion follows one layer at a time: ``e_i = |W_i| e_{i−1} +
-    γ(|W_i| |h_{i−1}| + |b_i|)`` (ReLU is 1-Lipschitz and exact), then the rows add their own.
+    γ(|W_i| |h_{i−1}| + |b_i|)`` (ReLU is 1-Lipschitz and exact).
     """
     dtype = x.dtype
     h, e = x, torch.zeros_like(x)
@@ -170,10 +170,24 @@ def rows_with_error(net, x: Tensor, C: Tensor, d: Tensor) -> tuple[Tensor, Tenso
         e = layer.abs_forward(e) + g * (layer.abs_forward(h.abs()) + layer.bias.abs())
         e = e + underflow(layer.in_features + 2, dtype)
         h = torch.relu(z) if i < len(net.layers) - 1 else z
+    return h, e
+
+
+def rows_of_outputs(outputs: tuple[Tensor, Tensor], C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    """``C y + d`` and its rounding-error bound from :func:`outputs_with_error`'s ``(y, e)``.
+
+    One network pass serves every disjunct of a property: only the rows differ.
+    """
+    h, e = outputs
     rows = h @ C.T + d
-    g = gamma(C.shape[-1] + 2, dtype)
-    error = e @ C.abs().T + g * (h.abs() @ C.abs().T + d.abs()) + underflow(C.shape[-1], dtype)
+    g = gamma(C.shape[-1] + 2, h.dtype)
+    error = e @ C.abs().T + g * (h.abs() @ C.abs().T + d.abs()) + underflow(C.shape[-1], h.dtype)
     return rows, error
+
+
+def rows_with_error(net, x: Tensor, C: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    """``C f(x) + d`` for inputs ``(batch, n)`` and a rigorous bound on its rounding error."""
+    return rows_of_outputs(outputs_with_error(net, x), C, d)
 
 
 def violates(net, x: Tensor, disjuncts) -> bool:
@@ -185,8 +199,9 @@ def violates(net, x: Tensor, disjuncts) -> bool:
     net = net.detach(dtype=torch.float64)
     x = x.reshape(1, -1).to(torch.float64)
     with torch.no_grad():
+        outputs = outputs_with_error(net, x)
         for C, d in disjuncts:
-            rows, error = rows_with_error(net, x, C.to(torch.float64), d.to(torch.float64))
+            rows, error = rows_of_outputs(outputs, C.to(torch.float64), d.to(torch.float64))
             if bool((rows + error <= 0).all()):
                 return True
     return False
