@@ -78,16 +78,44 @@ class SplitBounds:
         )
 
 
+@dataclass
+class _Lines:
+    """Each hidden layer's relaxation on a batch of subdomains: fixed while α and β move.
+
+    Per layer, shaped for the ``(batch, rows, width)`` coefficients: the upper line's slope
+    and intercept and which units are unstable (``(batch, 1, width)``), the split signs
+    (same), and the units whose coefficients can be non-zero (``(batch, width)``).
+    """
+
+    slope: list[Tensor]
+    intercept: list[Tensor]
+    unstable: list[Tensor]
+    signs: list[Tensor]
+    support: list[Tensor]
+
+    @classmethod
+    def of(cls, bounds: LayerBounds, signs: list[Tensor]) -> _Lines:
+        """The relaxation of layer ``bounds`` with split ``signs`` (``(batch, width)`` each)."""
+        lines = cls([], [], [], [], [])
+        for (lb, ub), sign in zip(bounds, signs, strict=True):
+            slope, intercept, _ = _relu_lines(lb, ub)
+            lines.slope.append(slope.unsqueeze(1))
+            lines.intercept.append(intercept.unsqueeze(1))
+            lines.unstable.append(((lb < 0) & (ub > 0)).unsqueeze(1))
+            lines.signs.append(sign.unsqueeze(1))
+            lines.support.append((ub > 0) | (sign != 0))
+        return lines
+
+
 def _backward(
     net: Network,
     lower: Tensor,
     upper: Tensor,
     C: Tensor,
     d: Tensor,
-    bounds: LayerBounds,
+    lines: _Lines,
     alphas: list[Tensor],
     betas: list[Tensor],
-    signs: list[Tensor],
 ) -> tuple[Tensor, list[Tensor], Tensor]:
     """One backward pass of the relaxation with split multipliers.
 
@@ -102,20 +130,18 @@ def _backward(
     lam = last.backward(lam)
     on_outputs = []
     for j in range(len(net.layers) - 2, -1, -1):
-        lb, ub = bounds[j]
-        slope, intercept, _ = _relu_lines(lb, ub)
-        unstable = ((lb < 0) & (ub > 0)).unsqueeze(1)
+        slope = lines.slope[j]
         # Split units have bounds clipped at zero, so _relu_lines already makes them exact.
-        low = torch.where(unstable, alphas[j], slope.unsqueeze(1))
+        low = torch.where(lines.unstable[j], alphas[j], slope)
         on_outputs.append(lam)
         positive, negative = lam.clamp(min=0), lam.clamp(max=0)
-        const = const + (negative * intercept.unsqueeze(1)).sum(-1)
-        lam = positive * low + negative * slope.unsqueeze(1)
+        const = const + (negative * lines.intercept[j]).sum(-1)
+        lam = positive * low + negative * slope
         # The split constraint s z ≥ 0 with its multiplier: f − β s z ≤ f on the subdomain.
-        lam = lam - signs[j].unsqueeze(1) * betas[j]
+        lam = lam - lines.signs[j] * betas[j]
         layer = net.layers[j]
         const = const + lam @ layer.bias
-        lam = layer.backward_on(lam, (ub > 0) | (signs[j] != 0))
+        lam = layer.backward_on(lam, lines.support[j])
     center = ((upper + lower) / 2).unsqueeze(-1)
     radius = ((upper - lower) / 2).unsqueeze(-1)
     value = (lam @ center).squeeze(-1) - (lam.abs() @ radius).squeeze(-1) + const
@@ -232,9 +258,9 @@ def strongest_splits(
         lo = lower.reshape(1, -1).expand(len(p), -1)
         hi = upper.reshape(1, -1).expand(len(p), -1)
         with torch.no_grad():
-            value, _, _ = _backward(net, lo, hi, C[p], d[p], bounds,
-                                    [a[p] for a in result.alphas], [b[p] for b in result.betas],
-                                    signs)  # fmt: skip
+            value, _, _ = _backward(net, lo, hi, C[p], d[p], _Lines.of(bounds, signs),
+                                    [a[p] for a in result.alphas],
+                                    [b[p] for b in result.betas])  # fmt: skip
         values.append(value.max(dim=1).values)
     children = torch.cat(values).reshape(batch, k, 2)
     pick = children.max(dim=2).values if reduce == "max" else children.min(dim=2).values
@@ -348,7 +374,7 @@ def beta_crown(
         alpha_list.append(a.requires_grad_(True))
         beta_list.append(b.requires_grad_(True))
 
-    args = (net, lo, hi, C, d, bounds)
+    args = (net, lo, hi, C, d, _Lines.of(bounds, signs))
     best = None
     if steps > 0 and bounds:
         with torch.enable_grad():
@@ -357,7 +383,7 @@ def beta_crown(
             for _ in range(steps):
                 if deadline is not None and deadline.passed:
                     break
-                value, _, _ = _backward(*args, alpha_list, beta_list, signs)
+                value, _, _ = _backward(*args, alpha_list, beta_list)
                 best = value.detach() if best is None else torch.maximum(best, value.detach())
                 optimiser_a.zero_grad()
                 optimiser_b.zero_grad()
@@ -370,7 +396,7 @@ def beta_crown(
                     for b in beta_list:
                         b.clamp_(min=0.0)
     with torch.no_grad():
-        value, on_outputs, lam_in = _backward(*args, alpha_list, beta_list, signs)
+        value, on_outputs, lam_in = _backward(*args, alpha_list, beta_list)
         best = value if best is None else torch.maximum(best, value)
         best = torch.where(empty[:, None], torch.inf, best)
         row = value.argmax(1)
