@@ -14,6 +14,13 @@ from stalwart.certify.onnx_io import save_onnx
 from stalwart.certify.vnnlib import robustness_vnnlib
 
 MISSING_RUN = "no-such-run-directory"
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+DEVICE_ROWS = [
+    pytest.param(["--device", "tpu"], ["unknown device 'tpu'", "use auto, cpu, cuda"],
+                 id="--device tpu"),
+    pytest.param(["--device", "cuda"], ["device 'cuda' was asked for", "CUDA is not available"],
+                 id="--device cuda", marks=NO_CUDA),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +59,8 @@ VERIFY_ROWS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("options, mentions", VERIFY_ROWS,
-                         ids=[" ".join(o) for o, _ in VERIFY_ROWS])  # fmt: skip
+@pytest.mark.parametrize("options, mentions", [
+    *(pytest.param(o, m, id=" ".join(o)) for o, m in VERIFY_ROWS), *DEVICE_ROWS])  # fmt: skip
 def test_bad_verify_option_is_named(files, options, mentions):
     result = invoke("verify", files / "net.onnx", files / "prop.vnnlib", *options)
     expect_clean_error(result, mentions)
@@ -62,7 +69,8 @@ def test_bad_verify_option_is_named(files, options, mentions):
 
 def test_a_good_verify_command_passes(files):
     result = invoke("verify", files / "net.onnx", files / "prop.vnnlib", "--bounds", "ibp,sdp",
-                    "--option", "sdp.steps=3", "--dtype", "float32", "--timeout", "30")  # fmt: skip
+                    "--option", "sdp.steps=3", "--dtype", "float32", "--timeout", "30",
+                    "--device", "cpu")  # fmt: skip
     assert result.exit_code == 0 and result.stdout.strip() == "holds", result.output
 
 
@@ -84,8 +92,8 @@ CERTIFY_ROWS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("options, mentions", CERTIFY_ROWS,
-                         ids=[" ".join(o) for o, _ in CERTIFY_ROWS])  # fmt: skip
+@pytest.mark.parametrize("options, mentions", [
+    *(pytest.param(o, m, id=" ".join(o)) for o, m in CERTIFY_ROWS), *DEVICE_ROWS])  # fmt: skip
 def test_bad_certify_option_is_named(options, mentions):
     if "--eps" not in options:
         options = ["--eps", "0.1", *options]
@@ -97,6 +105,6 @@ def test_valid_certify_options_pass_on_to_the_run_directory():
     output = expect_clean_error(
         invoke("certify", MISSING_RUN, "--eps", "0.1", "--examples", "1", "--bounds",
                "ibp,crown+alpha,sdp", "--sdp-steps", "0", "--option", "crown+alpha.steps=2",
-               "--dtype", "float32"),
+               "--dtype", "float32", "--device", "auto"),
     )  # fmt: skip
     assert MISSING_RUN in output

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
@@ -196,3 +197,57 @@ def test_the_rounding_bound_carries_an_early_layers_error_through_the_later_ones
     miss = abs(float(rows[0, 0]) - float(exact[0, 0]))
     assert miss > 1.0  # the cancellation really costs units here
     assert miss <= float(error[0, 0])
+
+
+class _Seen(Exception):
+    """Raised by a spy inside an entry point: the TF32 flags as the call saw them."""
+
+
+def _tiny_case():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    net = from_module(model, (3,)).detach()
+    box = LinfBall(torch.full((3,), 0.5), 0.01)
+    prop = OutputProperty.margin(0, 2)
+    return model, net, box, prop
+
+
+def _entry_points():
+    from stalwart.certify import accuracy, bounds, complete, verify
+    from stalwart.data.core import GroupedDataset
+
+    model, net, box, prop = _tiny_case()
+    zeros = torch.zeros(4, dtype=torch.long)
+    data = GroupedDataset(torch.rand(4, 3), zeros, zeros, n_classes=2, group_names=["all"])
+    return {
+        "bound": (bounds, lambda: bounds.bound("crown", net, box, prop=prop, dtype=F32)),
+        "search": (complete, lambda: complete.search(net, box, prop, timeout=5, dtype=F32)),
+        "verify": (verify, lambda: verify.verify(net, [(box, prop)], timeout=5, dtype=F32)),
+        "certified_accuracy": (
+            accuracy,
+            lambda: accuracy.certified_accuracy(model, data, eps=0.01, dtype=F32, examples=2),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["bound", "search", "verify", "certified_accuracy"])
+def test_every_entry_point_computes_in_ieee_float32_and_restores_the_flags(name, monkeypatch):
+    """TF32 (cuDNN's default on CUDA) would round 8,192 times coarser than the allowances
+    assume: each entry point turns it off while it runs, and puts the user's flags back."""
+    module, call = _entry_points()[name]
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+
+    def spy(dtype):
+        raise _Seen(matmul.allow_tf32, cudnn.allow_tf32)
+
+    monkeypatch.setattr(module, "check_float", spy)
+    # Not monkeypatch.setattr: these flags are properties of PyTorch's backend modules.
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = True
+    try:
+        with pytest.raises(_Seen) as seen:
+            call()
+        assert seen.value.args == (False, False)
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved

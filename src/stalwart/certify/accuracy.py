@@ -23,7 +23,7 @@ from torch import nn
 from stalwart.attacks.pgd import check_budget, pgd
 from stalwart.certify.bounds import as_network, bound, check_bound_names, check_option_table
 from stalwart.certify.network import Network
-from stalwart.certify.rounding import check_float
+from stalwart.certify.rounding import check_float, ieee_float32
 from stalwart.certify.sdp import sdp_points
 from stalwart.certify.spec import LinfBall, OutputProperty
 from stalwart.data.core import GroupedDataset
@@ -35,6 +35,7 @@ a step's products are then matrix–matrix products shared by every row, most of
 speed on a CPU."""
 
 
+@ieee_float32()
 def certified_accuracy(
     model: nn.Module,
     dataset: GroupedDataset,
@@ -53,7 +54,8 @@ def certified_accuracy(
     """Clean, PGD and certified accuracy of ``model`` on the first ``examples`` points.
 
     Args:
-        model: a classifier convertible to a certifiable network (Linear, Conv2d, ReLU, …).
+        model: a classifier convertible to a certifiable network (Linear, Conv2d, ReLU, …);
+            the data and every bound go to its device.
         dataset: inputs in ``[lower, upper]``.
         eps: the L∞ budget.
         bounds: bound names (``ibp``, ``crown``, ``crown+alpha``, ``lp``, ``sdp``).
@@ -92,7 +94,9 @@ def certified_accuracy(
     n = min(examples, len(dataset))
     if n == 0:
         raise ConfigError("the dataset is empty: there is no point to certify")
-    x, y = dataset.x[:n], dataset.y[:n]
+    # Everything runs where the model is (``stalwart certify --device`` moves it).
+    device = next(model.parameters(), torch.zeros(0)).device
+    x, y = dataset.x[:n].to(device), dataset.y[:n].to(device)
     net = as_network(model, tuple(x.shape[1:])).detach(dtype=dtype)
     with torch.no_grad():
         correct = model(x).argmax(dim=1) == y

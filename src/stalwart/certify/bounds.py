@@ -35,7 +35,13 @@ from torch import Tensor, nn
 from stalwart.certify.deadline import Deadline
 from stalwart.certify.ibp import ibp_rows
 from stalwart.certify.network import Network, from_module
-from stalwart.certify.rounding import cast_allowance, cast_is_exact, check_float, outward
+from stalwart.certify.rounding import (
+    cast_allowance,
+    cast_is_exact,
+    check_float,
+    ieee_float32,
+    outward,
+)
 from stalwart.certify.spec import Bound, Box, OutputProperty
 from stalwart.errors import ConfigError, closest
 from stalwart.registry import Registry
@@ -171,6 +177,7 @@ def property_for(
     return prop
 
 
+@ieee_float32()
 def bound(
     method: str,
     model: nn.Module | Network,

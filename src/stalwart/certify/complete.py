@@ -56,6 +56,7 @@ from stalwart.certify.rounding import (
     cast_allowance,
     cast_is_exact,
     check_float,
+    ieee_float32,
     outputs_with_error,
     outward,
     rows_of_outputs,
@@ -553,6 +554,7 @@ def prepare(
     return _Search(work, lo, hi, net64, lo64, hi64, dtype != f64, not exact, deadline, checker)
 
 
+@ieee_float32()
 def search(
     net: Network | nn.Module,
     box: Box,

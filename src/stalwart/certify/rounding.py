@@ -17,9 +17,15 @@ coefficients, each of the same order as the terms counted).
 Inputs are boxes, and a box rounded to the nearest float32 can shrink: bounds widen a box
 outward (:func:`outward`) and a counterexample must lie in the box rounded inward
 (:func:`inward`), then pass :func:`violates`, an exact test in float64 with its own allowance.
+
+On CUDA the allowances hold only for IEEE float32 products, not TF32 (:func:`ieee_float32`):
+``bound``, ``search``, ``verify`` and ``certified_accuracy`` run inside it.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -205,6 +211,26 @@ def violates(net, x: Tensor, disjuncts) -> bool:
             if bool((rows + error <= 0).all()):
                 return True
     return False
+
+
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """Float32 products in IEEE single precision while it lasts, as the allowances assume.
+
+    On CUDA, PyTorch may run float32 matrix products (when a user allows it) and cuDNN
+    convolutions (by default) in TF32, whose 10-bit mantissa rounds with ``u = 2^-11``, 8,192
+    times the float32 ``u`` the allowances are computed for: a float32 bound would stop being
+    a certificate. The flags are global, so they are set off here and restored on the way out
+    (also on an error); float64, and every CPU computation, are unaffected by them. Usable as
+    a decorator.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
 
 
 def check_float(dtype: torch.dtype) -> None:

@@ -38,7 +38,7 @@ from stalwart.certify.bounds import bound, check_bound_names, check_option_table
 from stalwart.certify.complete import find_counterexample, prepare, search
 from stalwart.certify.deadline import Deadline, Expired
 from stalwart.certify.network import Network
-from stalwart.certify.rounding import check_float
+from stalwart.certify.rounding import check_float, ieee_float32
 from stalwart.certify.spec import Box, OutputProperty
 from stalwart.errors import ConfigError
 
@@ -60,8 +60,9 @@ class Verdict:
 
     Attributes:
         status: ``holds``, ``violated`` or ``unknown``.
-        counterexample: for ``violated``, the input (float64, shaped like one network input).
-        output: the network's float64 output on it.
+        counterexample: for ``violated``, the input (float64, shaped like one network input,
+            on the CPU).
+        output: the network's float64 output on it (on the CPU).
         decided_by: the stage that answered (``attack``, a bound's name, ``input``, ``milp``,
             ``bab``); empty for ``unknown``.
         seconds: wall time.
@@ -83,6 +84,7 @@ def _unstable_relus(net: Network, lo: Tensor, hi: Tensor, rounding: bool, deadli
     return int(sum(((lb < 0) & (ub > 0)).sum() for lb, ub in bounds))
 
 
+@ieee_float32()
 def verify(
     net: Network,
     instances: Sequence[Instance],
@@ -98,7 +100,7 @@ def verify(
     """Decide a property given as instances ``(input box, unsafe region[, written box])``.
 
     Args:
-        net: the network.
+        net: the network; everything runs on its device (``net.detach(device="cuda")``).
         instances: boxes shaped like one input, each with its unsafe output region and,
             optionally, the box a counterexample must lie in (a VNN-LIB box rounded inward:
             ``VnnInstance.inner``); the first box is then the one rounded outward.
@@ -142,8 +144,8 @@ def verify(
         if x is not None:
             x = x.to(torch.float64)
             with torch.no_grad():
-                output = net.detach(dtype=torch.float64)(x.reshape(1, -1))[0]
-            x = x.reshape(net.input_shape)
+                output = net.detach(dtype=torch.float64)(x.reshape(1, -1))[0].cpu()
+            x = x.reshape(net.input_shape).cpu()
         return Verdict(status, x, output, decided_by, time.perf_counter() - start, log)
 
     if deadline.passed:

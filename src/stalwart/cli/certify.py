@@ -16,6 +16,12 @@ from stalwart.cli import app, console, errors, friendly_errors, names, print_err
 from stalwart.errors import ConfigError, StalwartError
 
 DTYPES = ("float64", "float32")
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="Where to compute: cpu, cuda, cuda:N, mps, or auto (the first GPU if there is one)."
+    ),
+]
 OPTION_HELP = (
     "A bound's option, BOUND.OPTION=VALUE (e.g. sdp.steps=300, crown+alpha.steps=50, "
     "lp.refine=true); repeat for more."
@@ -105,6 +111,7 @@ def verify(
     result: Annotated[
         Path | None, typer.Option(help="Also write a VNN-COMP result file (sat/unsat/unknown).")
     ] = None,
+    device: DeviceOption = "cpu",
     verbose: Annotated[bool, typer.Option(help="Print what each stage found.")] = False,
 ) -> None:
     """Decide a VNN-LIB property of an ONNX network: prints holds, violated or unknown.
@@ -138,9 +145,11 @@ def verify(
         from stalwart.certify.onnx_io import load_onnx
         from stalwart.certify.verify import verify as run_verify
         from stalwart.certify.vnnlib import parse_vnnlib
+        from stalwart.devices import resolve_device
 
+        where = resolve_device(device)
         # The network exactly as the file defines it (float32 weights are exact in float64).
-        net = load_onnx(network, dtype=torch.float64)
+        net = load_onnx(network, dtype=torch.float64).detach(device=where)
         instances = parse_vnnlib(prop, n_inputs=net.in_features, n_outputs=net.out_features,
                                  dtype=torch.float64)  # fmt: skip
         verdict = run_verify(
@@ -225,6 +234,7 @@ def certify(
     ] = "float64",
     lower: Annotated[float, typer.Option(help="Smallest valid input value.")] = 0.0,
     upper: Annotated[float, typer.Option(help="Largest valid input value.")] = 1.0,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Certified accuracy of a trained run under each bound, with PGD accuracy beside it."""
     if examples < 1:
@@ -245,6 +255,9 @@ def certify(
 
     check_bound_names(bound_names)
     check_option_table(options, bound_names)
+    from stalwart.devices import resolve_device
+
+    where = resolve_device(device)
 
     from rich.progress import Progress
 
@@ -252,6 +265,7 @@ def certify(
     from stalwart.io import write_json
 
     config, dataset, model = run_split(run_dir, split)
+    model = model.to(where)
     n = min(examples, len(dataset))
     with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
         task = progress.add_task("certifying", total=n)

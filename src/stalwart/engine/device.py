@@ -8,18 +8,9 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from stalwart.errors import ConfigError
+from stalwart.devices import resolve_device
 
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → the first CUDA device if there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but CUDA is not available; use 'cpu'")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' was asked for but is not available; use 'cpu'")
-    return torch.device(name)
+__all__ = ["autocast_for", "model_device", "resolve_device"]
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
