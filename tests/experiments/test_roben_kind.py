@@ -49,6 +49,12 @@ def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
             > rows["standard"]["stats"]["certified_accuracy"]["mean"] + 0.3)  # fmt: skip
     assert "oov_words" in rows["agglomerative"]
     assert (root / "roben.md").read_text().count("|") > 10
+    # Each cell kept a log of its stages (a long cell is followed with `tail -f`).
+    log = (root / "cells" / "drug_reviews-agglomerative-bag-seed0" / "progress.log").read_text()
+    said = [line.split(" ", 2)[2] for line in log.splitlines()]
+    assert said[:2] == ["training", "trained; attacking"]
+    assert re.fullmatch(r"attack: (\d+) of \1 attacks finished \(\d+ s\)", said[-2]), said
+    assert re.fullmatch(r"certified 0\.\d{3} in \d+ s", said[-1]), said
     # Again: both cells reused, same summary.
     again = Notes()
     assert run_roben(config, again)["summary"] == result["summary"]

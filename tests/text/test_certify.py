@@ -233,3 +233,17 @@ def test_the_attack_scores_every_example_together_and_each_sentence_once(
     rows = [row for call in calls for row in call]
     assert len(rows) == len(set(rows))
     assert found.queries.sum() > 2 * len(rows)
+
+
+def test_the_attack_reports_its_progress_round_by_round(toy_models, aggclust: Encoding) -> None:
+    model = toy_models["bag"](aggclust, seed=13, additive=False)
+    data = _labelled(model, _sentences(aggclust, 60, 5, seed=9))
+    heard: list[tuple[int, int]] = []
+    found = beam_search_attack(model, data, kind="all", seed=3,
+                               progress=lambda *seen: heard.append(seen))  # fmt: skip
+    attacked = int(found.correct.sum())
+    assert heard[-1] == (attacked, attacked)  # every attack finished at the end
+    assert {total for _, total in heard} == {attacked}
+    finished = [done for done, _ in heard]
+    assert finished == sorted(finished) and finished[0] < attacked  # one line per round
+    assert 2 <= len(heard) <= 1 + 5

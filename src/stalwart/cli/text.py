@@ -9,6 +9,7 @@ over ``stalwart.text``, imported when a command runs.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ import typer
 from rich.table import Table
 
 from stalwart.cli import app as root_app
-from stalwart.cli import console, friendly_errors
+from stalwart.cli import console, errors, friendly_errors
 
 text_app = typer.Typer(
     help="Robust encodings against adversarial typos (RobEn, arXiv 2005.01229).",
@@ -178,6 +179,18 @@ def certify_command(
     _print(rows, ["examples", "clean", "certified", "capped", "method"], as_json)
 
 
+def _with_progress_bar(description: str, attack: Any) -> Any:
+    """``attack(progress=...)`` under a bar of the examples whose attack has ended.
+
+    Shown on a terminal only; each round is one word of every example still standing.
+    """
+    from rich.progress import Progress
+
+    with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
+        task = bar.add_task(description, total=None)
+        return attack(progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
 @text_app.command("attack")
 @friendly_errors
 def attack_command(
@@ -202,9 +215,9 @@ def attack_command(
     rows = []
     for cell_dir in _cells(cells):
         _, classifier, data = _measured_split(cell_dir, split, examples)
-        found = beam_search_attack(
-            classifier, data, budget=budget, beam_width=beam_width, kind=candidates, seed=seed
-        )  # type: ignore[arg-type]
+        attack = partial(beam_search_attack, classifier, data, budget=budget,
+                         beam_width=beam_width, kind=candidates, seed=seed)  # fmt: skip
+        found = _with_progress_bar(f"attacking {cell_dir.name}", attack)
         rows.append({
             "cell": cell_dir.name, "examples": len(data), "clean": float(found.correct.mean()),
             "attacked": found.attacked_accuracy, "queries": float(found.queries.mean()),

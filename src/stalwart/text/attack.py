@@ -81,6 +81,7 @@ def beam_search_attack(
     kind: Candidates = "long_delete_short_all",
     seed: int = 0,
     batch_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AttackResult:
     """Attack every example of ``split`` with typos of ``family`` (module docstring).
 
@@ -95,6 +96,8 @@ def beam_search_attack(
         kind: candidate typos per word (``long_delete_short_all`` as the paper, or ``all``).
         seed: seeds the word order and the sampled typos.
         batch_size: sentences per model call.
+        progress: called after each round (one word of every example still under attack)
+            with the attacks finished and the attacks run (the examples classified correctly).
     """
     if beam_width < 1:
         raise ConfigError(f"beam_width must be >= 1; got {beam_width}")
@@ -133,7 +136,7 @@ def beam_search_attack(
             scored.update(zip(new, _logits(classifier, new, batch_size), strict=True))
         return {i: np.stack([scored[tuple(e)] for e in trials]) for i, trials in requests.items()}
 
-    for i, (won, sentence, spent) in _lockstep(attacks, score).items():
+    for i, (won, sentence, spent) in _lockstep(attacks, score, progress).items():
         survived[i], adversarial[i], queries[i] = not won, sentence, queries[i] + spent
     return AttackResult(correct, survived, adversarial, queries)
 
@@ -196,7 +199,9 @@ class _Search:
 
 
 def _lockstep(
-    attacks: dict[int, Attack], score: Callable[[dict[int, list[list[str]]]], dict[int, np.ndarray]]
+    attacks: dict[int, Attack],
+    score: Callable[[dict[int, list[list[str]]]], dict[int, np.ndarray]],
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[int, Outcome]:
     """Run every attack to its end, scoring all pending trials together each round.
 
@@ -213,6 +218,8 @@ def _lockstep(
             except StopIteration as finished:
                 outcomes[i] = finished.value
         replies = dict(score(requests)) if requests else {}
+        if progress is not None:
+            progress(len(outcomes), len(attacks))
     return outcomes
 
 

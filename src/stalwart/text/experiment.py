@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from stalwart.text.typos import TypoFamily
 DEFENSES = ("standard", "augmentation", "connected_components", "agglomerative")
 ENCODED = ("connected_components", "agglomerative")
 DATASETS = ("tweets", "drug_reviews", "glue:TASK")
+PROGRESS_SECONDS = 60.0  # between the attack's progress lines
 
 
 def load_text_data(
@@ -181,6 +183,20 @@ def with_encoding_found(cell: Cell, folder: Path) -> Cell:
     return cell
 
 
+def _attack_progress(say: Callable[[str], None]) -> Callable[[int, int], None]:
+    """The attack's ``progress`` hook: a line now and then, and one when it ends."""
+    start = last = time.perf_counter()
+
+    def progress(finished: int, total: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if finished == total or now - last >= PROGRESS_SECONDS:
+            last = now
+            say(f"attack: {finished} of {total} attacks finished ({now - start:.0f} s)")
+
+    return progress
+
+
 def evaluate_classifier(
     classifier: Any,
     split: TextSplit,
@@ -191,15 +207,19 @@ def evaluate_classifier(
     budget: int | None = None,
     seed: int = 0,
     misspellings: dict[str, tuple[str, ...]] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Clean, attacked and certified accuracy (and accuracy on real misspellings) on ``split``.
 
     Asserts certified <= attacked example by example: a certified example the attack breaks
-    would mean an unsound certificate.
+    would mean an unsound certificate. ``log`` hears a line of progress at most every
+    ``PROGRESS_SECONDS`` during the attack (which can take an hour on a transformer) and one
+    after each stage.
     """
+    say = log or (lambda line: None)
     start = time.perf_counter()
     attacked = beam_search_attack(classifier, split, budget=budget, beam_width=beam_width,
-                                  seed=seed)  # fmt: skip
+                                  seed=seed, progress=_attack_progress(say))  # fmt: skip
     attack_seconds = time.perf_counter() - start
     found: dict[str, Any] = {
         "examples": len(split),
@@ -219,6 +239,7 @@ def evaluate_classifier(
             "median_encodings": float(np.median(certificate.encodings)),
             "certify_seconds": round(time.perf_counter() - start, 2),
         }
+        say(f"certified {certificate.robust_accuracy:.3f} in {found['certify_seconds']:.0f} s")
     if misspellings is not None:
         misspelled, changed = real_misspellings(split, misspellings, seed=seed)
         encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(misspelled)]

@@ -16,11 +16,15 @@ misspellings from codespell.
     seeds: [0, 1, 2]
 
 Each cell is a folder ``ROOT/cells/DATASET-DEFENSE-MODEL-seedK/`` (``stalwart text certify``
-and ``stalwart text attack`` read it); a finished cell with the same settings is reused.
+and ``stalwart text attack`` read it); a finished cell with the same settings is reused. While
+a cell runs, its ``progress.log`` says which stage it is in and, every minute of the attack,
+how many examples' attacks have finished.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +40,7 @@ from stalwart.report import ResultTable, mean_std, percent_cell
 
 SCHEMA = 1
 AUGMENT_MIN_COUNT = 2
+PROGRESS_FILE = "progress.log"  # in each cell's folder while it runs
 METRICS = ("clean_accuracy", "attacked_accuracy", "certified_accuracy", "codespell_accuracy")
 
 
@@ -201,7 +206,10 @@ def _run_cell(task: tuple[Any, str]) -> dict[str, Any]:
 
     cell, folder = task
     folder = Path(folder)
+    log = _progress_log(folder / PROGRESS_FILE)
+    log("training")
     classifier = train_cell(cell, folder, cache_dir=folder.parent.parent / "cache")
+    log("trained; attacking")
     splits = load_text_data(cell.dataset, cell.seed, **cell.data)
     settings = dict(cell.evaluate)
     test = evaluation_subset(splits.test, settings.pop("examples"))
@@ -213,10 +221,22 @@ def _run_cell(task: tuple[Any, str]) -> dict[str, Any]:
         budget=settings["budget"],
         seed=cell.seed,
         misspellings=codespell_misspellings() if settings["codespell"] else None,
+        log=log,
     )
     record = {"schema": SCHEMA, "cell": asdict(cell), **found}
     write_json(folder / "results.json", record)
     return record
+
+
+def _progress_log(path: Path) -> Callable[[str], None]:
+    """Append timestamped lines to ``path`` (``tail -f`` it while a long cell runs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        with path.open("a") as file:
+            file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+    return log
 
 
 def _train_settings(config: RobenConfig, defense: str) -> dict[str, Any]:
