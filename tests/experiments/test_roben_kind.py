@@ -52,13 +52,22 @@ def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
     # Each cell kept a log of its stages (a long cell is followed with `tail -f`).
     log = (root / "cells" / "drug_reviews-agglomerative-bag-seed0" / "progress.log").read_text()
     said = [line.split(" ", 2)[2] for line in log.splitlines()]
-    assert said[:2] == ["training", "trained; attacking"]
+    assert said[:2] == ["training", "attacking"]
     assert re.fullmatch(r"attack: (\d+) of \1 attacks finished \(\d+ s\)", said[-2]), said
     assert re.fullmatch(r"certified 0\.\d{3} in \d+ s", said[-1]), said
     # Again: both cells reused, same summary.
     again = Notes()
     assert run_roben(config, again)["summary"] == result["summary"]
     assert "2 cells reused, 0 to train" in again.lines
+    # A cell killed after training (no results.json yet) resumes from its classifier, and its
+    # attack checkpoint is gone once the results are written.
+    cell_dir = root / "cells" / "drug_reviews-agglomerative-bag-seed0"
+    (cell_dir / "results.json").unlink()
+    resumed = Notes()
+    assert _accuracies(run_roben(config, resumed)) == _accuracies(result)
+    assert "1 cells reused, 1 to train" in resumed.lines
+    last_run = (cell_dir / "progress.log").read_text().splitlines()[len(said) :]
+    assert last_run[0].split(" ", 2)[2] == "attacking", last_run  # no "training" line
     cell = root / "cells" / "drug_reviews-agglomerative-bag-seed0"
     certified = runner.invoke(app, ["text", "certify", str(cell), "--examples", "40", "--json"])
     assert certified.exit_code == 0, certified.output
@@ -75,6 +84,55 @@ def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
     assert encoded.exit_code == 0, encoded.output
     loaded = Encoding.load(encoding)
     assert encoded.output.split() == loaded.encode("the movie was terrible").split()
+
+
+def _accuracies(result):
+    """Each row's accuracy statistics (its seconds differ from run to run)."""
+    return [{name: stats for name, stats in row["stats"].items() if name.endswith("accuracy")}
+            for row in result["summary"]["rows"]]  # fmt: skip
+
+
+@needs_text_data
+def test_a_cell_writes_attack_checkpoints_and_removes_them_when_done(tmp_path, monkeypatch):
+    """A model that is not additive is attacked through the scores checkpoint (written here
+    after every round); the finished cell keeps none."""
+    from stalwart.text import scores
+
+    written = []
+    monkeypatch.setattr(scores, "SAVE_EVERY_SECONDS", 0.0)
+    save = scores.Scores.save
+    monkeypatch.setattr(scores.Scores, "save", lambda self: written.append(save(self)))
+    config = parse_experiment(_raw(tmp_path, defenses=["standard"], models=["cnn"],
+                                   train={"epochs": 1}, evaluate={"examples": 10, "budget": 1,
+                                                                  "codespell": False}))  # fmt: skip
+    run_roben(config, Notes())
+    assert written, "the attack never wrote its checkpoint"
+    assert not list((tmp_path / "tiny").glob("cells/*/attack_checkpoint.npz"))
+
+
+@needs_text_data
+def test_a_cell_killed_while_training_is_not_taken_for_a_trained_one(tmp_path, monkeypatch):
+    """cell.json is removed before training and written after the classifier: a folder whose
+    training died keeps no cell.json, so no other run's classifier is taken for this cell's."""
+    from dataclasses import asdict
+
+    from stalwart.experiments.kinds.roben import cells
+    from stalwart.text import training
+    from stalwart.text.experiment import train_cell, trained_classifier
+
+    (cell,) = cells(parse_experiment(_raw(tmp_path, defenses=["standard"])), {})
+    folder = tmp_path / "cell"
+    folder.mkdir()
+    (folder / "cell.json").write_text(json.dumps(asdict(cell)))
+    assert trained_classifier(cell, folder) is None  # no classifier beside it
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "fit_text_classifier", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_cell(cell, folder)
+    assert not (folder / "cell.json").exists()
 
 
 @needs_text_data

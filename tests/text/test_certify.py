@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from stalwart.data.text import TextSplit
-from stalwart.errors import ConfigError
+from stalwart.errors import ConfigError, DataError
 from stalwart.text import Encoding, IdentityEncoding, TypoFamily
+from stalwart.text import scores as scores_module
 from stalwart.text.attack import beam_search_attack, candidates, check_bound
 from stalwart.text.certify import certify, count_encodings
 from stalwart.text.perturb import random_typos, real_misspellings, typo_augment
@@ -247,3 +248,77 @@ def test_the_attack_reports_its_progress_round_by_round(toy_models, aggclust: En
     finished = [done for done, _ in heard]
     assert finished == sorted(finished) and finished[0] < attacked  # one line per round
     assert 2 <= len(heard) <= 1 + 5
+
+
+class _Killed(Exception):
+    """The process dying in the middle of an attack."""
+
+
+def _counted(model, kill_after: int | None = None) -> list[int]:
+    """Count the sentences of each call of ``model.logits``; raise at call ``kill_after + 1``."""
+    calls: list[int] = []
+    logits = model.logits
+
+    def counting(encoded, batch_size=512):
+        if kill_after is not None and len(calls) >= kill_after:
+            raise _Killed
+        calls.append(len(encoded))
+        return logits(encoded, batch_size)
+
+    model.logits = counting
+    return calls
+
+
+def _same(a, b) -> None:
+    np.testing.assert_array_equal(a.survived, b.survived)
+    np.testing.assert_array_equal(a.queries, b.queries)
+    assert a.adversarial == b.adversarial
+
+
+def test_an_interrupted_attack_resumes_from_its_checkpoint(
+    toy_models, aggclust: Encoding, tmp_path, monkeypatch
+) -> None:
+    """Killed after two rounds, the attack run again replays them from the checkpoint (no
+    sentence scored twice) and ends where an uninterrupted run ends."""
+    monkeypatch.setattr(scores_module, "SAVE_EVERY_SECONDS", 0.0)  # a checkpoint every round
+    bag = toy_models["bag"]
+    texts = _sentences(aggclust, 60, 5, seed=9)
+    model = bag(aggclust, seed=13, additive=False)
+    data = _labelled(model, texts)
+    reference_calls = _counted(model)
+    reference = beam_search_attack(model, data, kind="all", seed=3)
+    assert len(reference_calls) >= 4 and 0 < reference.survived.sum() < len(data)
+    checkpoint = tmp_path / "attack.npz"
+
+    killed = bag(aggclust, seed=13, additive=False)
+    _counted(killed, kill_after=3)  # the clean sentences, then two rounds
+    with pytest.raises(_Killed):
+        beam_search_attack(killed, data, kind="all", seed=3, checkpoint=checkpoint)
+    assert checkpoint.exists()
+
+    resumed = bag(aggclust, seed=13, additive=False)
+    resumed_calls = _counted(resumed)
+    _same(beam_search_attack(resumed, data, kind="all", seed=3, checkpoint=checkpoint), reference)
+    # Only the clean pass and the rounds after the two saved ones reached the model.
+    assert resumed_calls == [reference_calls[0], *reference_calls[3:]]
+
+    # Another classifier's attack ignores the file (its fingerprint differs) and replaces it.
+    other = bag(aggclust, seed=14, additive=False)
+    other_data = _labelled(other, texts)
+    other_calls = _counted(other)
+    alone = beam_search_attack(other, other_data, kind="all", seed=3)
+    alone_calls = list(other_calls)
+    other_calls.clear()
+    before = str(np.load(checkpoint)["fingerprint"])
+    _same(beam_search_attack(other, other_data, kind="all", seed=3, checkpoint=checkpoint), alone)
+    assert other_calls == alone_calls  # nothing was taken from the first classifier's scores
+    assert str(np.load(checkpoint)["fingerprint"]) != before
+
+
+def test_a_damaged_attack_checkpoint_is_named(toy_models, aggclust: Encoding, tmp_path) -> None:
+    model = toy_models["bag"](aggclust, seed=13, additive=False)
+    data = _labelled(model, _sentences(aggclust, 10, 5, seed=9))
+    checkpoint = tmp_path / "attack.npz"
+    checkpoint.write_bytes(b"not an npz file")
+    with pytest.raises(DataError, match="not a readable attack checkpoint.*delete it"):
+        beam_search_attack(model, data, kind="all", seed=3, checkpoint=checkpoint)

@@ -12,6 +12,10 @@ round is scored in one model call (``_lockstep``), so an accelerator gets batche
 instead of one example's few dozen, and a sentence that recurs (behind a stable encoding most
 typos encode as the word itself) is computed once.
 
+With a ``checkpoint`` file the scores are kept on disk every few minutes
+(``stalwart.text.scores``), so an attack that is killed (an hour or more on a transformer over
+reviews) resumes where it stopped and ends as an uninterrupted run ends.
+
 An attack only finds failures, so attacked accuracy is an upper bound on robust accuracy:
 ``certified <= attacked`` always (``check_bound`` asserts it example by example).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +34,7 @@ import torch
 from stalwart.data.text import TextSplit
 from stalwart.errors import ConfigError
 from stalwart.text.certify import split_tokens
+from stalwart.text.scores import Scores, fingerprint
 from stalwart.text.typos import TypoFamily
 
 Candidates = Literal["long_delete_short_all", "all"]
@@ -82,6 +88,7 @@ def beam_search_attack(
     seed: int = 0,
     batch_size: int = 1024,
     progress: Callable[[int, int], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> AttackResult:
     """Attack every example of ``split`` with typos of ``family`` (module docstring).
 
@@ -98,6 +105,14 @@ def beam_search_attack(
         batch_size: sentences per model call.
         progress: called after each round (one word of every example still under attack)
             with the attacks finished and the attacks run (the examples classified correctly).
+        checkpoint: a file where the scores of every sentence tried are kept (written every
+            few minutes, ``stalwart.text.scores``): run again after an interruption, the
+            attack replays from it to where it stopped and gives an uninterrupted run's result.
+            The caller removes it when done with the attack.
+
+    Raises:
+        ConfigError: a bad ``beam_width``, ``kind`` or ``budget``.
+        DataError: ``checkpoint`` exists but is not a readable checkpoint.
     """
     if beam_width < 1:
         raise ConfigError(f"beam_width must be >= 1; got {beam_width}")
@@ -126,15 +141,16 @@ def beam_search_attack(
         for i in np.flatnonzero(correct)
     }
     # Every distinct sentence is scored once (behind a stable encoding most trials are the
-    # clean sentence again).
-    scored = dict(zip((tuple(e) for e in encoded_examples), clean_logits, strict=True))
+    # clean sentence again), and with a checkpoint, once across runs of the same attack.
+    settings = repr((budget, beam_width, kind, seed, labels.tolist()))
+    scores = Scores(lambda sentences: _logits(classifier, sentences, batch_size), checkpoint,
+                    fingerprint(examples, clean_logits, settings))  # fmt: skip
+    scores.add(encoded_examples, clean_logits)
 
     def score(requests: dict[int, list[list[str]]]) -> dict[int, np.ndarray]:
-        new = list(dict.fromkeys(tuple(e) for trials in requests.values() for e in trials))
-        new = [e for e in new if e not in scored]
-        if new:
-            scored.update(zip(new, _logits(classifier, new, batch_size), strict=True))
-        return {i: np.stack([scored[tuple(e)] for e in trials]) for i, trials in requests.items()}
+        trials = [e for sentences in requests.values() for e in sentences]
+        found = iter(scores(trials) if trials else [])
+        return {i: np.stack([next(found) for _ in sentences]) for i, sentences in requests.items()}
 
     for i, (won, sentence, spent) in _lockstep(attacks, score, progress).items():
         survived[i], adversarial[i], queries[i] = not won, sentence, queries[i] + spent

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from stalwart.data.text import TextSplit, TextSplits
-from stalwart.errors import ConfigError, DataError, closest
+from stalwart.errors import ConfigError, DataError, StalwartError, closest
 from stalwart.io import write_json
 from stalwart.text.attack import beam_search_attack, check_bound
 from stalwart.text.certify import DEFAULT_CAP, certify, split_tokens
@@ -37,6 +37,7 @@ DEFENSES = ("standard", "augmentation", "connected_components", "agglomerative")
 ENCODED = ("connected_components", "agglomerative")
 DATASETS = ("tweets", "drug_reviews", "glue:TASK")
 PROGRESS_SECONDS = 60.0  # between the attack's progress lines
+CELL_FILE = "cell.json"
 
 
 def load_text_data(
@@ -115,6 +116,8 @@ def train_cell(cell: Cell, folder: Path, cache_dir: Path | None = None) -> Any:
     """
     from stalwart.text.training import encode_split, fit_text_classifier
 
+    # cell.json is written last, after the classifier: until then the folder holds no cell.
+    (folder / CELL_FILE).unlink(missing_ok=True)
     splits = load_text_data(cell.dataset, cell.seed, **cell.data)
     encoder = cell_encoder(cell)
     train = splits.train
@@ -137,8 +140,28 @@ def train_cell(cell: Cell, folder: Path, cache_dir: Path | None = None) -> Any:
         # random-typo copies differ per seed: kept out of the shared file, which stays small
         featurizer.save_cache()
     classifier.save(folder / "classifier")
-    write_json(folder / "cell.json", asdict(cell))
+    write_json(folder / CELL_FILE, asdict(cell))
     return classifier
+
+
+def trained_classifier(cell: Cell, folder: Path) -> Any | None:
+    """The classifier an interrupted run of exactly ``cell`` trained in ``folder``, else None.
+
+    ``train_cell`` removes ``cell.json`` before training and writes it after the classifier,
+    so a matching ``cell.json`` means the classifier beside it is whole and is this cell's.
+    """
+    from stalwart.text.training import load_text_classifier
+
+    try:
+        saved = json.loads((folder / CELL_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if saved != json.loads(json.dumps(asdict(cell))):
+        return None
+    try:
+        return load_text_classifier(folder / "classifier", cell_encoder(cell))
+    except StalwartError:
+        return None
 
 
 def load_cell(folder: str | Path) -> tuple[Cell, Any, TextSplits]:
@@ -150,17 +173,15 @@ def load_cell(folder: str | Path) -> tuple[Cell, Any, TextSplits]:
     from stalwart.text.training import load_text_classifier
 
     folder = Path(folder)
-    if not (folder / "cell.json").is_file() or not (folder / "classifier").is_dir():
+    if not (folder / CELL_FILE).is_file() or not (folder / "classifier").is_dir():
         raise DataError(
             f"{folder} is not a trained RobEn cell (it needs cell.json and classifier/); give "
             "a folder under ROOT/cells/ of a `kind: roben` run"
         )
     try:
-        cell = Cell(**json.loads((folder / "cell.json").read_text()))
+        cell = Cell(**json.loads((folder / CELL_FILE).read_text()))
     except (OSError, ValueError, TypeError) as error:
-        raise DataError(
-            f"{folder / 'cell.json'} is damaged ({error}); run the cell again"
-        ) from None
+        raise DataError(f"{folder / CELL_FILE} is damaged ({error}); run the cell again") from None
     cell = with_encoding_found(cell, folder)
     encoder = cell_encoder(cell)
     classifier = load_text_classifier(folder / "classifier", encoder)
@@ -208,18 +229,21 @@ def evaluate_classifier(
     seed: int = 0,
     misspellings: dict[str, tuple[str, ...]] | None = None,
     log: Callable[[str], None] | None = None,
+    attack_checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """Clean, attacked and certified accuracy (and accuracy on real misspellings) on ``split``.
 
     Asserts certified <= attacked example by example: a certified example the attack breaks
     would mean an unsound certificate. ``log`` hears a line of progress at most every
     ``PROGRESS_SECONDS`` during the attack (which can take an hour on a transformer) and one
-    after each stage.
+    after each stage. ``attack_checkpoint``: where the attack keeps its scores so that an
+    interrupted evaluation resumes (``beam_search_attack``).
     """
     say = log or (lambda line: None)
     start = time.perf_counter()
     attacked = beam_search_attack(classifier, split, budget=budget, beam_width=beam_width,
-                                  seed=seed, progress=_attack_progress(say))  # fmt: skip
+                                  seed=seed, progress=_attack_progress(say),
+                                  checkpoint=attack_checkpoint)  # fmt: skip
     attack_seconds = time.perf_counter() - start
     found: dict[str, Any] = {
         "examples": len(split),

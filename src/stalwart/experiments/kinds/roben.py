@@ -18,7 +18,9 @@ misspellings from codespell.
 Each cell is a folder ``ROOT/cells/DATASET-DEFENSE-MODEL-seedK/`` (``stalwart text certify``
 and ``stalwart text attack`` read it); a finished cell with the same settings is reused. While
 a cell runs, its ``progress.log`` says which stage it is in and, every minute of the attack,
-how many examples' attacks have finished.
+how many examples' attacks have finished. A cell that is killed resumes when run again: from
+its trained classifier, and its attack from ``attack_checkpoint.npz`` (the scores of every
+sentence tried, written every five minutes), giving the results of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from stalwart.report import ResultTable, mean_std, percent_cell
 SCHEMA = 1
 AUGMENT_MIN_COUNT = 2
 PROGRESS_FILE = "progress.log"  # in each cell's folder while it runs
+ATTACK_CHECKPOINT = "attack_checkpoint.npz"  # scores an interrupted attack resumes from
 METRICS = ("clean_accuracy", "attacked_accuracy", "certified_accuracy", "codespell_accuracy")
 
 
@@ -202,14 +205,20 @@ def _run_cell(task: tuple[Any, str]) -> dict[str, Any]:
         evaluation_subset,
         load_text_data,
         train_cell,
+        trained_classifier,
     )
 
     cell, folder = task
     folder = Path(folder)
     log = _progress_log(folder / PROGRESS_FILE)
-    log("training")
-    classifier = train_cell(cell, folder, cache_dir=folder.parent.parent / "cache")
-    log("trained; attacking")
+    # A cell killed after training resumes from its classifier, and its attack from the
+    # checkpoint of scored sentences (a MiniLM attack on raw reviews runs for hours).
+    classifier = trained_classifier(cell, folder)
+    if classifier is None:
+        log("training")
+        classifier = train_cell(cell, folder, cache_dir=folder.parent.parent / "cache")
+    checkpoint = folder / ATTACK_CHECKPOINT
+    log(f"attacking{' (resuming from its checkpoint)' if checkpoint.exists() else ''}")
     splits = load_text_data(cell.dataset, cell.seed, **cell.data)
     settings = dict(cell.evaluate)
     test = evaluation_subset(splits.test, settings.pop("examples"))
@@ -222,9 +231,11 @@ def _run_cell(task: tuple[Any, str]) -> dict[str, Any]:
         seed=cell.seed,
         misspellings=codespell_misspellings() if settings["codespell"] else None,
         log=log,
+        attack_checkpoint=checkpoint,
     )
     record = {"schema": SCHEMA, "cell": asdict(cell), **found}
     write_json(folder / "results.json", record)
+    checkpoint.unlink(missing_ok=True)
     return record
 
 
