@@ -151,3 +151,22 @@ def test_diversified_starts_spread_the_outputs_that_uniform_starts_leave_bunched
     with torch.no_grad():
         bunched, diverse = net(starts).std(0), net(spread).std(0)
     assert bool((diverse > 3 * bunched).all()), (diverse, bunched)
+
+
+def test_the_attack_descends_on_every_conjunction_whatever_its_length():
+    """Conjunctions of 3 rows (unreachable) and 2 rows (a sliver around ``x_0 = 0.3``, away
+    from the centre and the corners where the starts begin) share one batch, the short one
+    padded: descent still finds the sliver."""
+    from stalwart.certify import Dense, from_ops
+
+    f64 = torch.float64
+    identity = torch.eye(2, dtype=f64)
+    net = from_ops([Dense(identity, torch.zeros(2, dtype=f64))], (2,))
+    lo, hi = torch.zeros(2, dtype=f64), torch.ones(2, dtype=f64)
+    unreachable = (torch.tensor([[-1.0, 0], [0, -1], [-1, -1]], dtype=f64),
+                   torch.tensor([2.0, 2, 4], dtype=f64))  # y ≥ 2 everywhere  # fmt: skip
+    sliver = (torch.tensor([[1.0, 0], [-1, 0]], dtype=f64),
+              torch.tensor([-0.31, 0.29], dtype=f64))  # 0.29 ≤ y_0 ≤ 0.31  # fmt: skip
+    found = complete.find_counterexample(net, lo, hi, OutputProperty([unreachable, sliver]))
+    assert found is not None and 0.29 <= float(found[0]) <= 0.31
+    assert complete.find_counterexample(net, lo, hi, OutputProperty([unreachable])) is None

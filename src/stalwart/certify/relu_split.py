@@ -40,6 +40,7 @@ from stalwart.certify.beta_crown import SplitBounds, beta_crown, strongest_split
 from stalwart.certify.crown import LayerBounds
 from stalwart.certify.deadline import Deadline
 from stalwart.certify.network import Network
+from stalwart.certify.spec import padded_rows
 
 # A leaf's exact LP, given its splits and its own sound layer bounds: the value (None if the
 # solver failed) and the minimising input.
@@ -58,10 +59,6 @@ BRANCH_CANDIDATES = 10
 mnist_fc setting is 5 (``kfsb``, on a GPU); on 2 CPU cores 10 took 0.84 and 0.81 of the time
 of the plain intercept score on two 256×4 instances of 30 to 100 s, against 0.93 and 0.86 for
 5 (``benchmarks/branching.py``, docs/results.md)."""
-
-PAD_OFFSET = -1e30
-"""``d`` of the rows that pad a conjunction to the longest one's: ``0·y − 10³⁰``, a row far
-below zero everywhere, which never rules a subdomain out (and never leads its branching)."""
 
 
 @dataclass
@@ -84,17 +81,6 @@ class _Domain:
     def nbytes(self) -> int:
         tensors = [*self.splits, *self.alphas, *self.betas, *(t for b in self.bounds for t in b)]
         return sum(t.element_size() * t.numel() for t in tensors)
-
-
-def _stacked(conjunctions: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """The conjunctions' rows ``(K, m, outputs)`` and offsets ``(K, m)``, padded to one ``m``."""
-    m = max(C.shape[0] for C, _ in conjunctions)
-    Cs, ds = [], []
-    for C, d in conjunctions:
-        pad = m - C.shape[0]
-        Cs.append(torch.cat([C, C.new_zeros(pad, C.shape[1])]))
-        ds.append(torch.cat([d, d.new_full((pad,), PAD_OFFSET)]))
-    return torch.stack(Cs), torch.stack(ds)
 
 
 def _children(parents: list[_Domain], depth: int):
@@ -184,7 +170,7 @@ def relu_split_search(
     explored = 0
     undecided = 0
     held = 0  # bytes in the queue's domains
-    C_all, d_all = _stacked(conjunctions)
+    C_all, d_all = padded_rows(conjunctions)
 
     def bound(ks: Tensor, splits, alphas=None, betas=None, known=root_bounds, unchanged=0):
         return beta_crown(net, lo, hi, C_all[ks], d_all[ks], splits, root_bounds=known,

@@ -11,6 +11,7 @@ margins ``y_label − y_j`` are exactly those rows, one conjunction per other cl
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -118,6 +119,23 @@ def LinfBall(x: Tensor, eps: float, lower: float = 0.0, upper: float = 1.0) -> B
         lo = torch.nextafter(lo, torch.full_like(lo, -math.inf))
         hi = torch.nextafter(hi, torch.full_like(hi, math.inf))
     return Box(*outward(lo.clamp(lower, upper), hi.clamp(lower, upper), dtype))
+
+
+PAD_OFFSET = -1e30
+"""``d`` of the rows that pad a conjunction to the longest one's: ``0·y − 10³⁰``, a row far
+below zero everywhere, so never a conjunction's largest row: it never rules a region out, never
+leads a branching choice, and never draws an attack's gradient."""
+
+
+def padded_rows(conjunctions: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """The conjunctions' rows ``(K, m, outputs)`` and offsets ``(K, m)``, padded to one ``m``."""
+    m = max(C.shape[0] for C, _ in conjunctions)
+    Cs, ds = [], []
+    for C, d in conjunctions:
+        pad = m - C.shape[0]
+        Cs.append(torch.cat([C, C.new_zeros(pad, C.shape[1])]))
+        ds.append(torch.cat([d, d.new_full((pad,), PAD_OFFSET)]))
+    return torch.stack(Cs), torch.stack(ds)
 
 
 @dataclass(eq=False)
