@@ -14,6 +14,15 @@
 #   3. given the VNN-COMP folders (a copy with the instances wanted in instances.csv):
 #      benchmarks/vnncomp.py on mnist_fc with `stalwart verify --device cuda`, 13 instances at
 #      a time, the competition's timeouts; rows as they finish.      vnncomp.log, mnist_fc.csv
+#
+# Prepared here, beside the checkout (both folders git-excluded: `/.whl/` and `/.vnn/` in
+# .git/info/exclude), then named in the device call's `carry`:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl pydantic==2.14.4 pydantic_core==2.50.5 \
+#     annotated-types==0.8.0 typing-inspection==0.4.5
+#   .vnn/benchmarks/mnist_fc (onnx/, vnnlib/, an instances.csv of the instances wanted) and
+#   .vnn/results/<tool>/mnist_fc/ from vnncomp2022_results, then
+#   run: benchmarks/gpu_checks.sh $OUT .vnn/benchmarks .vnn/results   (carry .whl and .vnn)
 set -uo pipefail
 out=${1:?usage: benchmarks/gpu_checks.sh OUT_DIR [VNN_BENCH_DIR VNN_RESULTS_DIR]}
 mkdir -p "$out"
