@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ from stalwart.cli import app
 from stalwart.experiments.configs import parse_experiment
 from stalwart.experiments.kinds.roben import run_roben
 from stalwart.text import Encoding
+from stalwart.text.experiment import evaluation_subset, load_cell
 
 runner = CliRunner()
 needs_text_data = pytest.mark.data("drugreview", "english_words", "wordfreq", "codespell")
@@ -75,6 +77,19 @@ def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
     stats = rows["agglomerative"]["stats"]
     assert found["certified"] == pytest.approx(stats["certified_accuracy"]["mean"])
     assert found["method"] == "additive (exact)"
+    # evaluate: the cell's clean accuracy (as the run measured it, through its encoding), the
+    # commonest class's share of the same examples and the predictions by class.
+    evaluated = runner.invoke(app, ["text", "evaluate", str(cell), "--examples", "40", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    found = json.loads(evaluated.output)[0]
+    assert found["clean"] == pytest.approx(stats["clean_accuracy"]["mean"])
+    _, classifier, splits = load_cell(cell)
+    measured = evaluation_subset(splits.evaluation_sets()["test"], 40)
+    commonest = Counter(measured.y.tolist()).most_common(1)[0][1]
+    assert found["majority"] == pytest.approx(commonest / 40)
+    predicted = Counter(classifier.predict(measured.texts).tolist())
+    names = measured.class_names
+    assert found["predicted"] == {name: predicted[i] for i, name in enumerate(names)}
     attacked = runner.invoke(app, ["text", "attack", str(root), "--examples", "40", "--budget",
                                    "2", "--json"])  # fmt: skip
     assert attacked.exit_code == 0, attacked.output

@@ -1,9 +1,10 @@
 """`stalwart text`: robust encodings against typos (RobEn, arXiv 2005.01229).
 
 ``build-encoding`` clusters a vocabulary into a RobEn encoding (with a progress bar);
-``encode`` shows what a model would see; ``certify`` and ``attack`` measure a trained cell of a
-``kind: roben`` run (``ROOT/cells/...``) exactly, or with the beam-search attack. All are thin
-over ``stalwart.text``, imported when a command runs.
+``encode`` shows what a model would see; ``evaluate`` sets a trained cell's clean accuracy of a
+``kind: roben`` run (``ROOT/cells/...``) beside a constant classifier's; ``certify`` and ``attack``
+measure its robustness exactly, or with the beam-search attack. All are thin over
+``stalwart.text``, imported when a command runs.
 """
 
 from __future__ import annotations
@@ -144,11 +145,50 @@ def _print(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> Non
     for column in ["cell", *columns]:
         table.add_column(column, justify="left" if column == "cell" else "right")
     for row in rows:
-        table.add_row(
-            row["cell"],
-            *(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns),
-        )
+        table.add_row(row["cell"], *(_cell_text(row[c]) for c in columns))
     console.print(table)
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {count}" for key, count in value.items())
+    return str(value)
+
+
+@text_app.command("evaluate")
+@friendly_errors
+def evaluate_command(
+    cells: CellArgument,
+    split: SplitOption = "test",
+    examples: ExamplesOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Clean accuracy of trained cells beside the commonest class's share, and what they predict.
+
+    A cell that gives (nearly) every example one class is as robust as a constant classifier:
+    no typo moves it. Read `attacked` and `certified` beside `majority` and `predicted`.
+    """
+    import numpy as np
+
+    from stalwart.text.certify import split_tokens
+
+    rows = []
+    for cell_dir in _cells(cells):
+        _, classifier, data = _measured_split(cell_dir, split, examples)
+        encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(data)]
+        predicted = classifier.logits(encoded).argmax(dim=1).numpy()
+        labels = np.asarray(data.y)
+        counts = np.bincount(predicted, minlength=data.n_classes)
+        rows.append({
+            "cell": cell_dir.name, "examples": len(data),
+            "clean": float((predicted == labels).mean()),
+            "majority": float(np.bincount(labels, minlength=data.n_classes).max() / len(labels)),
+            "predicted": {str(name): int(n) for name, n in
+                          zip(data.class_names, counts, strict=True)},
+        })  # fmt: skip
+    _print(rows, ["examples", "clean", "majority", "predicted"], as_json)
 
 
 @text_app.command("certify")
