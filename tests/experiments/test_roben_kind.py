@@ -87,6 +87,9 @@ def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
     measured = evaluation_subset(splits.evaluation_sets()["test"], 40)
     commonest = Counter(measured.y.tolist()).most_common(1)[0][1]
     assert found["majority"] == pytest.approx(commonest / 40)
+    # The run's own table says the same beside its title.
+    assert rows["standard"]["majority_accuracy"] == pytest.approx(commonest / 40)
+    assert f"(the commonest class: {100 * commonest / 40:.1f}%)" in (root / "roben.md").read_text()
     predicted = Counter(classifier.predict(measured.texts).tolist())
     names = measured.class_names
     assert found["predicted"] == {name: predicted[i] for i, name in enumerate(names)}

@@ -231,10 +231,11 @@ def evaluate_classifier(
     log: Callable[[str], None] | None = None,
     attack_checkpoint: Path | None = None,
 ) -> dict[str, Any]:
-    """Clean, attacked and certified accuracy (and accuracy on real misspellings) on ``split``.
+    """Clean, attacked, certified and misspelled accuracy, and the commonest class's share.
 
-    Asserts certified <= attacked example by example: a certified example the attack breaks
-    would mean an unsound certificate. ``log`` hears a line of progress at most every
+    Accuracy on real misspellings is measured given ``misspellings``. Asserts certified <=
+    attacked example by example: a certified example the attack breaks would mean an unsound
+    certificate. ``log`` hears a line of progress at most every
     ``PROGRESS_SECONDS`` during the attack (which can take an hour on a transformer) and one
     after each stage. ``attack_checkpoint``: where the attack keeps its scores so that an
     interrupted evaluation resumes (``beam_search_attack``).
@@ -247,6 +248,9 @@ def evaluate_classifier(
     attack_seconds = time.perf_counter() - start
     found: dict[str, Any] = {
         "examples": len(split),
+        # What predicting the commonest class scores: a classifier near it may be robust only
+        # because it hardly depends on its input.
+        "majority_accuracy": float(np.bincount(np.asarray(split.y)).max() / len(split)),
         "clean_accuracy": float(attacked.correct.mean()),
         "attacked_accuracy": attacked.attacked_accuracy,
         "attack_queries": float(attacked.queries.mean()),

@@ -315,7 +315,9 @@ def run_roben(
     summary = summarize(records)
     result = {"summary": summary, "records": records}
     write_json(root / "roben.json", result)
-    atomic_write_text(root / "roben.md", "\n".join(t.markdown() for t in tables(summary)))
+    # Each table under its title: which dataset, how many examples, the commonest class.
+    markdown = "\n".join(f"{t.title}\n\n{t.markdown()}" for t in tables(summary))
+    atomic_write_text(root / "roben.md", markdown)
     return result
 
 
@@ -336,6 +338,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             if all(metric in r for r in found)
         }
         extra = {"seeds": len(found), "examples": found[0]["examples"]}
+        if all("majority_accuracy" in r for r in found):  # cells measured before lack it
+            extra["majority_accuracy"] = found[0]["majority_accuracy"]  # same examples for all
         if "oov_words" in found[0]:
             extra |= {"oov_words": found[0]["oov_words"], "oov_unstable": found[0]["oov_unstable"]}
         out.append({**row, **extra, "stats": stats})
@@ -350,8 +354,9 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
         table = ResultTable(
             ["defense", "model", "clean", "attacked", "certified", "codespell",
              "capped", "seeds"],
-            title=f"{dataset}: accuracy (%) on {rows[0]['examples']} test examples, mean ± std "
-            "over seeds; certified = right on every typo of the family",
+            title=f"{dataset}: accuracy (%) on {rows[0]['examples']} test examples"
+            f"{_majority_note(rows)}, mean ± std over seeds; certified = right on every typo "
+            "of the family",
         )  # fmt: skip
         for row in rows:
             stats = row["stats"]
@@ -361,6 +366,13 @@ def tables(summary: dict[str, Any]) -> list[ResultTable]:
             table.add(row["defense"], row["model"], *cells, capped_cell, str(row["seeds"]))
         out.append(table)
     return out
+
+
+def _majority_note(rows: list[dict[str, Any]]) -> str:
+    """`` (the commonest class: 70.0%)`` when every row measured it, else nothing."""
+    if not all("majority_accuracy" in r for r in rows):
+        return ""
+    return f" (the commonest class: {100 * rows[0]['majority_accuracy']:.1f}%)"
 
 
 def render(config: RobenConfig, result: dict[str, Any]) -> list[Any]:
