@@ -20,13 +20,16 @@ from tests.experiment_helpers import Notes
 from typer.testing import CliRunner
 
 from stalwart.audit import audit, register_check
-from stalwart.audit.checks.typos import next_examples
+from stalwart.audit.checks.typos import _against_constant, next_examples
 from stalwart.audit.runs import runs_to_audit
 from stalwart.cli import app
+from stalwart.data.text import TextSplit
 from stalwart.errors import ConfigError
 from stalwart.experiments.configs import parse_config, parse_experiment
 from stalwart.experiments.kinds.roben import run_roben
 from stalwart.experiments.run import run
+from stalwart.report.html import Section
+from stalwart.report.tables import ResultTable
 
 needs_text_data = pytest.mark.data("drugreview", "english_words", "wordfreq", "codespell")
 CLASSIFICATION_CHECKS = ["groups", "robustness", "certified", "simplicity", "shift"]
@@ -38,6 +41,7 @@ RESULTS = {
     "attacked_accuracy": "accuracy under the typo attack",
     "certified_accuracy": "certified accuracy",
     "codespell_accuracy": "codespell accuracy",
+    "majority_accuracy": "commonest class",
 }
 """results.json's name of each figure of the typos section."""
 
@@ -207,3 +211,42 @@ def test_the_examples_grow_while_the_last_measurement_says_they_fit():
 def test_a_check_names_the_kinds_it_applies_to():
     with pytest.raises(ConfigError, match=r"applies_to must name kinds of run from"):
         register_check("test_wrong_kind", "Wrong", default=False, applies_to=("images",))
+
+
+class _FixedClassifier:
+    """Gives example i the class ``predictions[i]`` (examples are told apart by their text)."""
+
+    class encoder:  # noqa: N801 - the interface's attribute name
+        @staticmethod
+        def encode_tokens(tokens):
+            return tokens
+
+    def __init__(self, predictions):
+        self.predictions = predictions
+
+    def logits(self, encoded):
+        index = [int(tokens[1]) for tokens in encoded]
+        return np.eye(3)[np.asarray(self.predictions)[index]]
+
+
+@pytest.mark.parametrize(
+    ("predictions", "clean", "says"),
+    [
+        ([2] * 10, 0.7, "gives every one of the 10 examples the class 'positive'"),
+        ([2] * 9 + [0], 0.71, "within 2 points of predicting the commonest class (70.0%); 90%"),
+        ([2] * 7 + [0] * 3, 0.8, None),
+    ],
+)
+def test_a_model_near_a_constant_classifier_is_named(predictions, clean, says):
+    """The typos section sets the model beside the commonest class, and says when it is near."""
+    labels = [2] * 7 + [0] * 2 + [1]
+    split = TextSplit([f"review {i}" for i in range(10)], labels, [0] * 10,
+                      ("negative", "neutral", "positive"), ("all",))  # fmt: skip
+    section = Section("typos", "Typos", tables=[ResultTable(["", "accuracy %"])])
+    notes = _against_constant(section, _FixedClassifier(predictions), split, clean)
+    assert section.figures["commonest class"].value == pytest.approx(0.7)
+    assert section.tables[-1].rows[-1][:2] == ["predicting the commonest class", "70.0"]
+    if says is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and says in notes[0], notes

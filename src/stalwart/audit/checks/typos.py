@@ -11,6 +11,9 @@ is measured on test examples three ways, as the run itself measured it (``result
   example past the cap counts as not robust (``capped``); a bag of tokens is certified exactly,
   with no cap (the additive bound).
 
+Beside them, the commonest class's share of the examples: a model that gives (nearly) every
+example one class is as robust as a constant, and the section says so.
+
 Certified ≤ attacked ≤ clean must hold example by example: an example certified robust that
 the attack breaks is an unsound certificate, and the section fails saying so. With the data
 package, accuracy on real misspellings (codespell's list) is measured too: one model call.
@@ -46,6 +49,8 @@ MIN_GROWTH = 1.5
 """A larger measurement is worth starting only with this many times the examples (or all)."""
 DEFAULT_CAP = 10_000
 """``stalwart text certify``'s default ``--cap``."""
+NEAR_CONSTANT = 0.02
+"""Clean accuracy this close to the commonest class's share gets a note: near a constant."""
 TOLERANCE = 1e-9
 """Largest difference from results.json read as the same figure."""
 
@@ -130,6 +135,7 @@ def typos(run: AuditedRun, context: CheckContext) -> Section:
         bars["codespell"] = codespell
         section.figure("codespell accuracy", codespell, "%", "higher")
         section.tables[-1].add("real misspellings (codespell)", percent(codespell))
+    section.notes += _against_constant(section, classifier, subset, bars["clean"])
     if certificate.n_capped:
         section.notes.append(
             f"{certificate.n_capped} examples reach more than {settings['cap']:,} encodings and "
@@ -156,6 +162,39 @@ def _record(section: Section, run: AuditedRun, n: int, attacked, certificate, se
     table.add(f"certified: {method}", percent(certificate.robust_accuracy), bold=True)
     section.tables = [table]
     section.command = _commands(run, n, settings, run.config.seed)
+
+
+def _against_constant(section: Section, classifier, split, clean: float) -> list[str]:
+    """The commonest class's share of ``split`` beside the model, and notes if it is near one.
+
+    A model that gives (nearly) every example one class is as typo-robust as a constant
+    classifier: its attacked and certified figures then say nothing about the encoding.
+    """
+    from stalwart.text.certify import split_tokens
+
+    labels = np.asarray(split.y)
+    majority = float(np.bincount(labels).max() / len(labels))
+    section.figure("commonest class", majority, "%")
+    section.tables[-1].add("predicting the commonest class", percent(majority))
+    encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(split)]
+    predicted = np.asarray(classifier.logits(encoded)).argmax(axis=1)
+    top = np.bincount(predicted).argmax()
+    name = split.class_names[top] if split.class_names else str(top)
+    notes = []
+    if (predicted == top).all():
+        notes.append(
+            f"The model gives every one of the {len(labels)} examples the class {name!r}: its "
+            "robustness is that of a constant classifier, whatever it reads."
+        )
+    elif clean - majority < NEAR_CONSTANT:
+        share = float(np.mean(predicted == top))
+        notes.append(
+            f"Clean accuracy ({100 * clean:.1f}%) is within {100 * NEAR_CONSTANT:.0f} points of "
+            f"predicting the commonest class ({100 * majority:.1f}%); {share:.0%} of the "
+            f"examples get {name!r}. Read the robustness figures as those of a model that "
+            "hardly depends on its input."
+        )
+    return notes
 
 
 def _measure(classifier, split, settings: dict, seed: int, context: CheckContext):
