@@ -224,7 +224,7 @@ class _FixedClassifier:
     def __init__(self, predictions):
         self.predictions = predictions
 
-    def logits(self, encoded):
+    def logits(self, encoded, batch_size=512):
         index = [int(tokens[1]) for tokens in encoded]
         return np.eye(3)[np.asarray(self.predictions)[index]]
 

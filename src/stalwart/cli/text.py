@@ -172,19 +172,16 @@ def evaluate_command(
     """
     import numpy as np
 
-    from stalwart.text.certify import split_tokens
+    from stalwart.text.certify import majority_share, predicted_classes
 
     rows = []
     for cell_dir in _cells(cells):
         _, classifier, data = _measured_split(cell_dir, split, examples)
-        encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(data)]
-        predicted = classifier.logits(encoded).argmax(dim=1).numpy()
-        labels = np.asarray(data.y)
+        predicted = predicted_classes(classifier, data)
         counts = np.bincount(predicted, minlength=data.n_classes)
         rows.append({
             "cell": cell_dir.name, "examples": len(data),
-            "clean": float((predicted == labels).mean()),
-            "majority": float(np.bincount(labels, minlength=data.n_classes).max() / len(labels)),
+            "clean": float((predicted == data.y).mean()), "majority": majority_share(data),
             "predicted": {str(name): int(n) for name, n in
                           zip(data.class_names, counts, strict=True)},
         })  # fmt: skip

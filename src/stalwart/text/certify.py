@@ -48,6 +48,17 @@ def split_tokens(split: TextSplit) -> list[list[str]]:
     ]
 
 
+def predicted_classes(classifier: object, split: TextSplit) -> np.ndarray:
+    """Each example's predicted class, read through the classifier's own encoder."""
+    encoder = classifier.encoder  # type: ignore[attr-defined]
+    return _predict(classifier, [encoder.encode_tokens(t) for t in split_tokens(split)], 512)
+
+
+def majority_share(split: TextSplit) -> float:
+    """The commonest class's share of ``split``: what a constant classifier scores."""
+    return float(np.bincount(np.asarray(split.y)).max() / len(split))
+
+
 @dataclass(frozen=True)
 class Certificate:
     """Per-example results of ``certify``.

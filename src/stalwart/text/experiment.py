@@ -28,7 +28,13 @@ from stalwart.data.text import TextSplit, TextSplits
 from stalwart.errors import ConfigError, DataError, StalwartError, closest
 from stalwart.io import write_json
 from stalwart.text.attack import beam_search_attack, check_bound
-from stalwart.text.certify import DEFAULT_CAP, certify, split_tokens
+from stalwart.text.certify import (
+    DEFAULT_CAP,
+    certify,
+    majority_share,
+    predicted_classes,
+    split_tokens,
+)
 from stalwart.text.encoding import Encoding, IdentityEncoding, TokenEncoder
 from stalwart.text.perturb import real_misspellings, typo_augment
 from stalwart.text.typos import TypoFamily
@@ -250,7 +256,7 @@ def evaluate_classifier(
         "examples": len(split),
         # What predicting the commonest class scores: a classifier near it may be robust only
         # because it hardly depends on its input.
-        "majority_accuracy": float(np.bincount(np.asarray(split.y)).max() / len(split)),
+        "majority_accuracy": majority_share(split),
         "clean_accuracy": float(attacked.correct.mean()),
         "attacked_accuracy": attacked.attacked_accuracy,
         "attack_queries": float(attacked.queries.mean()),
@@ -270,8 +276,7 @@ def evaluate_classifier(
         say(f"certified {certificate.robust_accuracy:.3f} in {found['certify_seconds']:.0f} s")
     if misspellings is not None:
         misspelled, changed = real_misspellings(split, misspellings, seed=seed)
-        encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(misspelled)]
-        predictions = np.asarray(classifier.logits(encoded)).argmax(axis=1)
+        predictions = predicted_classes(classifier, misspelled)
         found |= {
             "codespell_accuracy": float((predictions == misspelled.y).mean()),
             "codespell_words_changed": changed,

@@ -170,20 +170,18 @@ def _against_constant(section: Section, classifier, split, clean: float) -> list
     A model that gives (nearly) every example one class is as typo-robust as a constant
     classifier: its attacked and certified figures then say nothing about the encoding.
     """
-    from stalwart.text.certify import split_tokens
+    from stalwart.text.certify import majority_share, predicted_classes
 
-    labels = np.asarray(split.y)
-    majority = float(np.bincount(labels).max() / len(labels))
+    majority = majority_share(split)
     section.figure("commonest class", majority, "%")
     section.tables[-1].add("predicting the commonest class", percent(majority))
-    encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(split)]
-    predicted = np.asarray(classifier.logits(encoded)).argmax(axis=1)
+    predicted = predicted_classes(classifier, split)
     top = np.bincount(predicted).argmax()
     name = split.class_names[top] if split.class_names else str(top)
     notes = []
     if (predicted == top).all():
         notes.append(
-            f"The model gives every one of the {len(labels)} examples the class {name!r}: its "
+            f"The model gives every one of the {len(split)} examples the class {name!r}: its "
             "robustness is that of a constant classifier, whatever it reads."
         )
     elif clean - majority < NEAR_CONSTANT:
@@ -239,7 +237,7 @@ def _codespell(classifier, split, seed: int, context: CheckContext) -> float | N
     """Accuracy with real misspellings swapped in (None, with a note, without the data)."""
     from stalwart.data.sources.codespell import codespell_misspellings
     from stalwart.errors import DataMissingError
-    from stalwart.text.certify import split_tokens
+    from stalwart.text.certify import predicted_classes
     from stalwart.text.perturb import real_misspellings
 
     context.check_time("measuring real misspellings")
@@ -249,9 +247,7 @@ def _codespell(classifier, split, seed: int, context: CheckContext) -> float | N
         context.section.notes.append(f"No codespell accuracy: {error}")
         return None
     misspelled, _ = real_misspellings(split, misspellings, seed=seed)
-    encoded = [classifier.encoder.encode_tokens(t) for t in split_tokens(misspelled)]
-    predictions = np.asarray(classifier.logits(encoded)).argmax(axis=1)
-    return float((predictions == misspelled.y).mean())
+    return float((predicted_classes(classifier, misspelled) == misspelled.y).mean())
 
 
 def _commands(run: AuditedRun, n: int, settings: dict, seed: int) -> str:
