@@ -272,6 +272,35 @@ def test_a_child_keeps_its_parents_bounds_up_to_its_split_and_needs_fresh_ones_a
     assert stale_above > 0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_children_split_at_different_layers_are_bounded_in_one_call_as_in_one_call_each(seed):
+    # Branch and bound bounds a round's children together, each keeping its parent's layer
+    # bounds up to its own split (`unchanged` per subdomain): each must get what a call for
+    # its own group gives, layer bounds, bound and warm starts alike.
+    net, lo, hi, C, d, g = case(seed, sizes=(4, 12, 12, 12, 3), eps=0.4)
+    root = crown_layer_bounds(net, lo, hi)[:-1]
+    points = lo + torch.rand(6, len(lo), generator=g, dtype=F64) * (hi - lo)
+    splits = random_splits(root, pre_activations(net, points), g, fraction=0.3)
+    parents = [(lb.expand(6, -1).clone(), ub.expand(6, -1).clone()) for lb, ub in root]
+    counts = torch.tensor([1, 3, 2, 1, 3, 2])
+    together = beta_crown(net, lo, hi, C, d, splits, root_bounds=parents, unchanged=counts,
+                          steps=5)  # fmt: skip
+    for count in (1, 2, 3):
+        group = (counts == count).nonzero().flatten()
+        alone = beta_crown(net, lo, hi, C, d, [s[group] for s in splits],
+                           root_bounds=[(lb[group], ub[group]) for lb, ub in parents],
+                           unchanged=count, steps=5)  # fmt: skip
+        torch.testing.assert_close(together.lower[group], alone.lower, rtol=0, atol=1e-12)
+        for (tl, tu), (al, au) in zip(together.layer_bounds, alone.layer_bounds, strict=True):
+            torch.testing.assert_close(tl[group], al, rtol=0, atol=0)
+            torch.testing.assert_close(tu[group], au, rtol=0, atol=0)
+        for t, a in zip(together.alphas + together.betas, alone.alphas + alone.betas,
+                        strict=True):  # fmt: skip
+            torch.testing.assert_close(t[group], a, rtol=0, atol=1e-12)
+    with pytest.raises(ConfigError, match="unchanged must be one count or one per subdomain"):
+        beta_crown(net, lo, hi, C, d, splits, root_bounds=parents, unchanged=counts[:4])
+
+
 def test_units_the_reference_finds_stable_get_no_crown_rows(monkeypatch):
     import stalwart.certify.crown as crown
 

@@ -270,6 +270,46 @@ def strongest_splits(
     return torch.where(valid[:, 0], chosen, -1)
 
 
+def _split_layer_bounds(
+    net: Network,
+    lo: Tensor,
+    hi: Tensor,
+    reference: LayerBounds | None,
+    unchanged: int | Tensor,
+    signs: list[Tensor],
+    deadline: Deadline | None,
+) -> LayerBounds:
+    """Every hidden layer's bounds on each subdomain (:func:`beta_crown`'s ``unchanged``).
+
+    With one count per subdomain, the subdomains that share a count are bounded together:
+    CROWN's passes cost the same batched or not, and the optimisation after them, which costs
+    per call more than per subdomain, then runs once for all.
+    """
+    depth = len(signs) - 1  # the last hidden layer; the outputs' bounds are not needed
+    if isinstance(unchanged, int):
+        return crown_layer_bounds(net, lo, hi, reference=reference, reuse=unchanged,
+                                  depth=depth, fixed=signs, deadline=deadline)  # fmt: skip
+    batch = lo.shape[0]
+    if unchanged.shape != (batch,):
+        raise ConfigError(
+            f"unchanged must be one count or one per subdomain ({batch}); got shape "
+            f"{tuple(unchanged.shape)}"
+        )
+    bounds = [(lo.new_empty(batch, w), lo.new_empty(batch, w)) for w in net.hidden_sizes]
+    for count in unchanged.unique().tolist():
+        group = (unchanged == count).nonzero().flatten()
+        own = None
+        if reference is not None:
+            own = [(rl.expand(batch, -1)[group], ru.expand(batch, -1)[group])
+                   for rl, ru in reference]  # fmt: skip
+        part = crown_layer_bounds(net, lo[group], hi[group], reference=own, reuse=int(count),
+                                  depth=depth, fixed=[s[group] for s in signs],
+                                  deadline=deadline)  # fmt: skip
+        for (lb, ub), (plb, pub) in zip(bounds, part, strict=True):
+            lb[group], ub[group] = plb, pub
+    return bounds
+
+
 def beta_crown(
     net: Network,
     lower: Tensor,
@@ -279,7 +319,7 @@ def beta_crown(
     splits: list[Tensor],
     *,
     root_bounds: LayerBounds | None = None,
-    unchanged: int = 0,
+    unchanged: int | Tensor = 0,
     alphas: list[Tensor] | None = None,
     betas: list[Tensor] | None = None,
     steps: int = 20,
@@ -302,7 +342,9 @@ def beta_crown(
             subdomain (``(batch, width)``: the parents'), intersected with each subdomain's
             own; units they find stable are not bounded again.
         unchanged: the first hidden layers whose ``root_bounds`` are taken as they are, with
-            no backward pass (the parents' bounds below every child's new split).
+            no backward pass (the parents' bounds below every child's new split): one count
+            for all, or ``(batch,)`` counts, one per subdomain. The layer bounds are then
+            found group by group, and α and β are optimised for the whole batch at once.
         alphas: warm-start lower slopes per hidden layer, broadcastable to
             ``(batch, m, width)`` (clipped to ``[0, 1]``); default CROWN's adaptive slopes.
         betas: warm-start multipliers, same shapes (clipped at 0); default 0.
@@ -347,8 +389,7 @@ def beta_crown(
         reference = None
         if root_bounds is not None:
             reference = [(rl.to(dtype), ru.to(dtype)) for rl, ru in root_bounds[: len(hidden)]]
-        bounds = crown_layer_bounds(net, lo, hi, reference=reference, reuse=unchanged,
-                                    fixed=signs, deadline=deadline)[:-1]  # fmt: skip
+        bounds = _split_layer_bounds(net, lo, hi, reference, unchanged, signs, deadline)
         empty = torch.zeros(batch, dtype=torch.bool, device=device)
         for lb, ub in bounds:
             empty |= (lb > ub).any(1)
