@@ -52,7 +52,7 @@ def roben_root(tmp_path_factory):
     raw = {
         "kind": "roben", "name": "tiny", "datasets": ["drug_reviews"],
         "defenses": ["standard", "agglomerative"], "models": ["bag"],
-        "encoding": {"vocab": 2000}, "train": {"epochs": 5},
+        "encoding": {"vocab": 2000}, "train": {"epochs": 15},
         "evaluate": {"examples": EXAMPLES}, "seeds": [0], "workers": 1, "out": str(root),
     }  # fmt: skip
     run_roben(parse_experiment(raw), Notes())

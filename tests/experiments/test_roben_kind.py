@@ -25,7 +25,7 @@ def _raw(tmp_path, **changes):
     return {
         "kind": "roben", "name": "tiny", "datasets": ["drug_reviews"],
         "defenses": ["standard", "agglomerative"], "models": ["bag"],
-        "encoding": {"vocab": 2000}, "train": {"epochs": 5},
+        "encoding": {"vocab": 2000}, "train": {"epochs": 15},
         "evaluate": {"examples": 40}, "seeds": [0], "workers": 1,
         "out": str(tmp_path / "tiny"), **changes,
     }  # fmt: skip
@@ -93,6 +93,9 @@ def test_cells_are_measured_reused_and_read_back_by_the_cli(tmp_path):
     predicted = Counter(classifier.predict(measured.texts).tolist())
     names = measured.class_names
     assert found["predicted"] == {name: predicted[i] for i, name in enumerate(names)}
+    # The fixture's cells read the reviews (15 epochs; at 5 they gave every review one class,
+    # and a constant classifier is as typo-robust as any encoding).
+    assert sum(count > 0 for count in found["predicted"].values()) >= 2, found["predicted"]
     attacked = runner.invoke(app, ["text", "attack", str(root), "--examples", "40", "--budget",
                                    "2", "--json"])  # fmt: skip
     assert attacked.exit_code == 0, attacked.output
@@ -195,7 +198,7 @@ def test_augmentation_keeps_only_typos_seen_twice_unless_train_says(tmp_path):
     found = {
         c.defense: c.train for c in cells(parse_experiment(_raw(tmp_path, defenses=defenses)), {})
     }
-    assert found == {"standard": {"epochs": 5}, "augmentation": {"epochs": 5, "min_count": 2}}
+    assert found == {"standard": {"epochs": 15}, "augmentation": {"epochs": 15, "min_count": 2}}
     told = parse_experiment(_raw(tmp_path, defenses=defenses, train={"min_count": 3}))
     assert {c.train["min_count"] for c in cells(told, {})} == {3}
     shared = parse_experiment(_raw(tmp_path, encodings_folder=str(tmp_path / "shared")))
